@@ -1,0 +1,99 @@
+"""The ``gankit`` command line.
+
+Each sub-command lives in its own module under :mod:`gankit.commands`, which
+defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Modules are found by name, and heavy imports happen inside ``run``, so
+``gankit --help`` stays fast.
+
+Exit codes:
+
+====  =====================================================================
+0     success
+1     a user mistake: bad recipe, missing file, unknown part (message, no traceback)
+2     bad command-line usage (argparse)
+3     training stopped: a loss became NaN or infinite (the last good checkpoint stays)
+130   interrupted with Ctrl-C (training writes a checkpoint first)
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+EXIT_CODES = {
+    0: "success",
+    1: "a user mistake (bad recipe, missing file, unknown part)",
+    2: "bad command-line usage",
+    3: "training stopped on a non-finite loss (the last good checkpoint stays)",
+    130: "interrupted (Ctrl-C)",
+}
+
+
+def _command_modules() -> list[ModuleType]:
+    from gankit import commands
+
+    modules = []
+    for info in pkgutil.iter_modules(commands.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"gankit.commands.{info.name}")
+        if hasattr(module, "NAME") and hasattr(module, "run"):
+            modules.append(module)
+    return sorted(modules, key=lambda m: (getattr(m, "ORDER", 50), m.NAME))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    from gankit import __version__
+
+    epilog = "exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="gankit",
+        description="Build, train and share GANs and neural style transfer from interchangeable parts.",
+        epilog=epilog,
+    )
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user mistakes too")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules():
+        sub = subparsers.add_parser(
+            module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP)
+        )
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    from gankit.errors import GankitError
+
+    try:
+        return int(args._run(args) or 0)
+    except GankitError as error:
+        if args.debug:
+            raise
+        from gankit.commands._console import print_error
+
+        print_error(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

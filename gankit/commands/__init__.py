@@ -1,0 +1,1 @@
+"""Sub-commands of the ``gankit`` command line, one module each (see :mod:`gankit.cli`)."""

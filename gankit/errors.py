@@ -1,0 +1,32 @@
+"""Errors that gankit raises for mistakes a user can fix.
+
+The command line prints a :class:`GankitError` as a short message with no
+traceback (``--debug`` shows it); every other exception is a bug and is shown
+in full.
+"""
+
+from __future__ import annotations
+
+
+class GankitError(Exception):
+    """A mistake in the user's input: a recipe, a file, a name, a setting.
+
+    The message says what is wrong and how to fix it. ``exit_code`` is what
+    the command line exits with.
+    """
+
+    exit_code: int = 1
+
+
+class PartNotFoundError(GankitError, LookupError):
+    """A part name that no provider registered."""
+
+
+class RegistrationError(GankitError):
+    """A part that cannot be registered: a clash, a bad name or a bad kind."""
+
+
+class TrainingError(GankitError):
+    """Training cannot go on (a non-finite loss, for instance); the last good checkpoint stays."""
+
+    exit_code = 3

@@ -1,0 +1,104 @@
+"""The plugin hook: how built-in parts and third-party plugins add parts to gankit.
+
+This module *is* the reference for plugin authors. A plugin is an ordinary
+Python distribution that declares an entry point in the ``gankit`` group::
+
+    [project.entry-points.gankit]
+    myplugin = "gankit_myplugin.plugin"
+
+The entry point's name is the plugin's **namespace**: every part it registers
+is called ``myplugin.<name>``, and no plugin may register into another's
+namespace or into the built-in one (built-in names have no dot).
+
+The module it points to implements one hook, marked with
+:data:`gankit.hookimpl`::
+
+    import gankit
+
+    @gankit.hookimpl
+    def gankit_register_parts(register):
+        register("trick", "myplugin.jitter", Jitter, JitterParams)
+
+gankit loads plugins lazily: only when parts are first needed (building a
+recipe, ``gankit list``), never on ``import gankit``. Setting
+``GANKIT_DISABLE_PLUGINS=1`` loads no third-party plugin. A plugin that fails to
+import or to register is reported (a warning, and a red row in
+``gankit list``) and everything else keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT = "gankit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    """The ``register`` callable that :func:`gankit_register_parts` receives."""
+
+    def __call__(
+        self,
+        kind: str,
+        name: str,
+        factory: Any,
+        params: Any = None,
+        *,
+        version: int = 1,
+        role: str | None = None,
+        summary: str | None = None,
+    ) -> Any: ...
+
+
+@hookspec
+def gankit_register_parts(register: Register) -> None:  # type: ignore[empty-body]
+    """Register this plugin's parts by calling ``register`` once per part.
+
+    ``register(kind, name, factory, params=None, *, version=1, role=None, summary=None)``
+
+    - ``kind``: one of ``gankit.registry.KINDS`` (``"generator"``,
+      ``"discriminator"``, ``"loss"``, ``"schedule"``, ``"balance"``,
+      ``"trick"``, ``"data"``, ``"metric"``, ``"encoder"``).
+    - ``name``: ``"<namespace>.<name>"`` for a plugin, in lower case with
+      ``-`` between words (``"pacgan.packed"``).
+    - ``factory``: a callable (often a class) called as
+      ``factory(params, **context)``, where ``params`` is the validated
+      instance of ``params`` and ``context`` depends on the kind:
+
+      ==============  ==========================================================
+      kind            context keywords and what the factory returns
+      ==============  ==========================================================
+      data            ``seed`` → a :class:`gankit.protocols.DataSource`
+      generator       ``shape`` (C, H, W) or (D,) of one sample →
+                      :class:`gankit.protocols.Generator`
+      discriminator   ``shape`` → :class:`gankit.protocols.Discriminator`
+      loss            none → :class:`gankit.protocols.AdversarialLoss`
+                      (role ``"adversarial"``), :class:`gankit.protocols.Regularizer`
+                      (role ``"regularizer"``) or an image loss (role ``"image"``)
+      schedule        ``total_steps`` → :class:`gankit.protocols.Schedule`
+      balance         none → :class:`gankit.protocols.BalancePolicy`
+      trick           none → :class:`gankit.protocols.Trick`
+      metric          none → a metric (see :mod:`gankit.protocols`)
+      encoder         none → a feature extractor (``nn.Module``)
+      ==============  ==========================================================
+
+      Factories must accept unknown context keywords (``**context``) so that
+      gankit can pass more in later versions.
+    - ``params``: a pydantic model class with ``extra="forbid"`` (subclass
+      :class:`gankit.Params`); its fields, types, defaults and
+      ``Field(description=...)`` are what ``gankit show`` prints and what
+      recipes are validated against. ``None`` means the part takes none.
+    - ``version``: the part's version; several versions of a name may coexist,
+      recipes pin one with ``type = "name@v1"``, unpinned means the newest.
+    - ``role``: narrows a kind where slots need it (losses: ``"adversarial"``,
+      ``"regularizer"``, ``"image"``).
+    - ``summary``: one line for ``gankit list``; by default the first line of
+      the factory's docstring.
+
+    Registering a name and version that another provider registered raises an
+    error naming both; there is no silent overwrite.
+    """

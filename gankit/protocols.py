@@ -1,0 +1,147 @@
+"""The small protocols every part satisfies.
+
+They are runtime-checkable :class:`typing.Protocol` classes: a part need not
+inherit from them, only have the attributes they name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """An ``nn.Module`` with ``latent_dim`` that maps a latent batch ``(N, latent_dim)`` to images in [-1, 1].
+
+    A multi-scale generator returns a list of images, coarsest first.
+    """
+
+    latent_dim: int
+
+    def __call__(self, z: Tensor) -> Any: ...
+
+    def parameters(self, recurse: bool = True) -> Any: ...
+
+
+@runtime_checkable
+class Discriminator(Protocol):
+    """An ``nn.Module`` mapping a batch of samples (or a multi-scale list) to one logit per sample, shape ``(N,)``."""
+
+    def __call__(self, x: Any) -> Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Any: ...
+
+
+@runtime_checkable
+class Loss(Protocol):
+    """A weighted loss term. ``weight`` multiplies what it returns."""
+
+    weight: float
+
+
+@runtime_checkable
+class AdversarialLoss(Loss, Protocol):
+    """The GAN game: a discriminator loss from real and fake logits, a generator loss from fake logits.
+
+    Real samples are labelled 1 and generated ones 0; the generator aims for 1.
+    """
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor: ...
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Regularizer(Loss, Protocol):
+    """A term added to the discriminator loss that may look at the discriminator itself (R1, gradient penalty).
+
+    ``every`` > 1 applies it lazily, every that many discriminator steps, scaled by ``every``.
+    """
+
+    every: int
+
+    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class ImageLoss(Loss, Protocol):
+    """A loss of an image against targets set once (content, Gram style, total variation)."""
+
+    def __call__(self, image: Tensor, features: dict[str, Tensor]) -> Tensor: ...
+
+
+@runtime_checkable
+class Schedule(Protocol):
+    """Maps a training step to a value: a learning-rate factor, a fade-in alpha."""
+
+    def __call__(self, step: int) -> float: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a balance policy decided for one step, and why (logged verbatim)."""
+
+    d_steps: int = 1
+    train_generator: bool = True
+    reason: str = ""
+
+    @property
+    def trains_discriminator(self) -> bool:
+        return self.d_steps > 0
+
+
+@runtime_checkable
+class BalancePolicy(Protocol):
+    """Decides, step by step, whether and how often each network trains, and says why.
+
+    ``needs_losses`` tells the trainer whether :meth:`observe` needs the losses
+    of every step (they cost a host sync); when false it is called with the
+    last logged values only.
+    """
+
+    needs_losses: bool
+
+    def decide(self, step: int) -> Decision: ...
+
+    def observe(self, step: int, d_loss: float | None, g_loss: float | None) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """Training samples, in memory, as float tensors in [-1, 1].
+
+    ``shape`` is one sample's shape: ``(C, H, W)`` for images, ``(D,)`` for points.
+    ``sample`` draws a batch with the given random generator (so that runs are
+    reproducible and resumable).
+    """
+
+    shape: tuple[int, ...]
+
+    def sample(self, batch_size: int, generator: Any) -> Tensor: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class Trick(Protocol):
+    """A training trick: hooks into the trainer at named events (see :mod:`gankit.train.events`).
+
+    A trick implements any of ``setup``, ``before_step``, ``after_discriminator_step``,
+    ``after_generator_step``, ``state_dict`` / ``load_state_dict``, and
+    ``sampling_generator`` (the generator used for samples and exports).
+    """
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """Scores a generator: returns a dict of named numbers (JSON-serialisable)."""
+
+    def __call__(self, generator: Any, data: Any, *, device: Any, seed: int) -> dict[str, float]: ...

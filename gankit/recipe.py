@@ -1,0 +1,611 @@
+"""Recipes: TOML files that compose registered parts, validated into one :class:`Recipe`.
+
+A recipe has one table per *slot*. In a part slot, ``type`` names a registered
+part (``"dcgan"``, or ``"dcgan@v1"`` to pin a version) and the other keys are
+that part's parameters. Lists of parts are arrays of tables (``[[tricks]]``).
+Fixed settings (``[run]``, ``[optim.generator]``) are validated by their own
+models. The top-level key ``task`` chooses the kind of recipe (``"gan"``, the
+default, or ``"style"``).
+
+Every problem in a recipe is collected into one :class:`RecipeError` that names
+the file, the TOML line where it can be known, the dotted path, what is wrong
+and how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from gankit.errors import GankitError, PartNotFoundError
+from gankit.registry import Part, Registry, did_you_mean, parse_ref
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class RecipeIssue:
+    """One problem in a recipe."""
+
+    path: str
+    message: str
+    line: int | None = None
+    source: str | None = None
+
+    def format(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        if self.source:
+            where = f"{self.source}: "
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}{path}{self.message}"
+
+
+class RecipeError(GankitError):
+    """A recipe with one or more problems; ``issues`` lists each with its place and fix."""
+
+    def __init__(self, file: str, issues: Sequence[RecipeIssue]) -> None:
+        self.file = file
+        self.issues = list(issues)
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        count = len(self.issues)
+        head = f"{self.file}: {count} problem{'s' if count != 1 else ''}"
+        lines = [head]
+        for issue in self.issues:
+            lines.append(f"  {self.file}:{issue.format()}" if issue.line else f"  {issue.format()}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- slots
+
+
+@dataclass(frozen=True)
+class PartSlot:
+    """A table naming one part of ``kind`` (``[generator]``)."""
+
+    kind: str
+    role: str | None = None
+    default: str | None = None
+    required: bool = True
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class PartListSlot:
+    """An array of tables, each naming a part of ``kind`` (``[[tricks]]``)."""
+
+    kind: str
+    role: str | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class PartMapSlot:
+    """A table of fixed sub-tables, each naming a part of ``kind`` (``[schedule.generator]``)."""
+
+    kind: str
+    keys: tuple[str, ...]
+    default: str
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """A table of fixed settings validated by ``model`` (``[run]``)."""
+
+    model: type[BaseModel]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ModelMapSlot:
+    """A table of fixed sub-tables, each validated by ``model`` (``[optim.generator]``)."""
+
+    model: type[BaseModel]
+    keys: tuple[str, ...]
+    doc: str = ""
+
+
+Slot = PartSlot | PartListSlot | PartMapSlot | ModelSlot | ModelMapSlot
+
+
+@dataclass(frozen=True)
+class TaskSchema:
+    """The slots of one kind of recipe."""
+
+    name: str
+    slots: dict[str, Slot]
+    doc: str = ""
+
+
+def _tasks() -> dict[str, TaskSchema]:
+    from gankit.tasks import TASKS
+
+    return TASKS
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """A validated reference to a part: which part, which version, which parameters."""
+
+    part: Part
+    params: BaseModel
+
+    @property
+    def name(self) -> str:
+        return self.part.name
+
+    def build(self, **context: Any) -> Any:
+        """Build the part with these parameters."""
+        return self.part.factory(self.params, **context)
+
+    def to_table(self) -> dict[str, Any]:
+        """The TOML table for this part, version pinned, every parameter spelled out."""
+        table: dict[str, Any] = {"type": self.part.ref}
+        table.update(self.params.model_dump(mode="json", exclude_none=True))
+        return table
+
+
+@dataclass
+class Recipe:
+    """A validated recipe: parts, settings and where it came from.
+
+    ``recipe["generator"]`` is a :class:`PartSpec`; list slots give lists and map
+    slots give dicts of them; settings slots give their model instance
+    (``recipe.run.seed``).
+    """
+
+    task: str
+    slots: dict[str, Any]
+    source: str = "<recipe>"
+    name: str = "recipe"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, slot: str) -> Any:
+        return self.slots[slot]
+
+    def get(self, slot: str, default: Any = None) -> Any:
+        return self.slots.get(slot, default)
+
+    @property
+    def run(self) -> Any:
+        """The ``[run]`` settings."""
+        return self.slots["run"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain data: every default spelled out, part versions pinned."""
+        out: dict[str, Any] = {"task": self.task}
+        for name, value in self.slots.items():
+            out[name] = _to_data(value)
+        return out
+
+    def to_toml(self) -> str:
+        """The resolved recipe as TOML text (see :meth:`to_dict`)."""
+        import tomli_w
+
+        return tomli_w.dumps(_drop_none(self.to_dict()))
+
+    def part_versions(self) -> dict[str, str]:
+        """``{"generator": "dcgan@v2 (gankit 0.1.0)", ...}`` for every part in the recipe."""
+        out: dict[str, str] = {}
+        for slot, value in self.slots.items():
+            for key, spec in _iter_specs(slot, value):
+                out[key] = f"{spec.part.ref} ({spec.part.provider})"
+        return out
+
+
+def _iter_specs(slot: str, value: Any) -> Iterable[tuple[str, PartSpec]]:
+    if isinstance(value, PartSpec):
+        yield slot, value
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _iter_specs(f"{slot}.{i}", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _iter_specs(f"{slot}.{key}", item)
+
+
+def _to_data(value: Any) -> Any:
+    if isinstance(value, PartSpec):
+        return value.to_table()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_to_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_data(v) for k, v in value.items()}
+    return value
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- TOML lines
+
+
+def _split_dotted(key: str) -> tuple[str, ...]:
+    parts = re.findall(r'"([^"]*)"|\'([^\']*)\'|([^.\s]+)', key)
+    return tuple(a or b or c for a, b, c in parts)
+
+
+def locate_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """Map dotted key paths of a TOML document to the line that defines them (best effort)."""
+    positions: dict[tuple[Any, ...], int] = {}
+    arrays: dict[tuple[Any, ...], int] = {}
+    current: tuple[Any, ...] = ()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        array = re.match(r"^\[\[\s*([^\]]+?)\s*\]\]", stripped)
+        table = re.match(r"^\[\s*([^\]]+?)\s*\]", stripped)
+        if array:
+            key = _split_dotted(array.group(1))
+            index = arrays.get(key, -1) + 1
+            arrays[key] = index
+            current = (*key, index)
+            positions.setdefault(key, lineno)
+            positions[current] = lineno
+            continue
+        if table:
+            key = _split_dotted(table.group(1))
+            for array_key, index in arrays.items():
+                if key[: len(array_key)] == array_key and len(key) > len(array_key):
+                    key = (*array_key, index, *key[len(array_key) :])
+                    break
+            current = key
+            for i in range(1, len(key) + 1):
+                positions.setdefault(key[:i], lineno)
+            continue
+        assignment = re.match(r"""^((?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*'))*)\s*=""", stripped)
+        if assignment:
+            key = (*current, *_split_dotted(assignment.group(1)))
+            positions[key] = lineno
+    return positions
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """``"generator.width=32"`` → ``(("generator", "width"), 32)``; values are TOML, else strings."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise GankitError(f"--set {text!r}: write it as slot.key=value, e.g. --set generator.width=32")
+    path = _split_dotted(key)
+    value = value.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return path, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[tuple[str, ...], str]:
+    """Apply ``--set`` overrides to a raw recipe in place; returns each path with its ``--set`` text."""
+    applied: dict[tuple[str, ...], str] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = raw
+        for i, key in enumerate(path[:-1]):
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise GankitError(
+                        f"--set {text}: {'.'.join(path[: i + 1])} is not an item of a list of {len(node)}"
+                    )
+                node = node[int(key)]
+                continue
+            if not isinstance(node, dict):
+                raise GankitError(f"--set {text}: {'.'.join(path[:i])} is not a table")
+            node = node.setdefault(key, {})
+        last = path[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise GankitError(f"--set {text}: {'.'.join(path)} is not an item of a list of {len(node)}")
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise GankitError(f"--set {text}: {'.'.join(path[:-1])} is not a table")
+        applied[path] = f"--set {text}"
+    return applied
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Collector:
+    """Collects issues with their lines and ``--set`` sources."""
+
+    def __init__(self, lines: dict[tuple[Any, ...], int], overrides: dict[tuple[str, ...], str]) -> None:
+        self.lines = lines
+        self.overrides = overrides
+        self.issues: list[RecipeIssue] = []
+
+    def add(self, path: Sequence[Any], message: str) -> None:
+        path = tuple(path)
+        source = None
+        for key, text in self.overrides.items():
+            if tuple(str(p) for p in path[: len(key)]) == key:
+                source = text
+        line = None
+        for n in range(len(path), 0, -1):
+            line = self.lines.get(tuple(path[:n]))
+            if line is not None:
+                break
+        dotted = ".".join(str(p) for p in path)
+        self.issues.append(RecipeIssue(dotted, message, line, source))
+
+
+def _describe_input(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _pydantic_issues(
+    collector: _Collector, base: Sequence[Any], error: ValidationError, model: type[BaseModel]
+) -> None:
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            owner = _model_at(model, loc[:-1])
+            fields = sorted(owner.model_fields) if owner else []
+            key = str(loc[-1])
+            hint = did_you_mean(key, fields)
+            known = f" Known keys: {', '.join(fields)}." if fields else " This table takes no keys."
+            collector.add((*base, *loc), f"unknown key {key!r}.{hint}{known}")
+        elif kind == "missing":
+            collector.add((*base, *loc), "required key is missing: add it")
+        else:
+            message = item["msg"]
+            collector.add((*base, *loc), f"{message} (got {_describe_input(item.get('input'))})")
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    current: Any = model
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or key not in fields:
+            return None
+        annotation = fields[key].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _validate_model(collector: _Collector, path: tuple[Any, ...], model: type[BaseModel], value: Any) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        collector.add(path, f"must be a table, got {_describe_input(value)}")
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        _pydantic_issues(collector, path, error, model)
+        return None
+
+
+def _validate_part(
+    collector: _Collector,
+    registry: Registry,
+    path: tuple[Any, ...],
+    kind: str,
+    role: str | None,
+    value: Any,
+    default: str | None,
+) -> PartSpec | None:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        collector.add(path, f"must be a table with a 'type' key naming a {kind}, got {_describe_input(value)}")
+        return None
+    params = dict(value)
+    ref = params.pop("type", default)
+    if ref is None:
+        names = registry.names(kind, role=role)
+        collector.add(path, f"missing key 'type': name the {kind} to use, one of: {', '.join(names)}")
+        return None
+    if not isinstance(ref, str):
+        collector.add((*path, "type"), f"must be a string naming a {kind}, got {_describe_input(ref)}")
+        return None
+    try:
+        parse_ref(ref)
+        part = registry.get(kind, ref, role=role)
+    except PartNotFoundError as error:
+        collector.add((*path, "type"), str(error))
+        return None
+    try:
+        return PartSpec(part, part.params.model_validate(params))
+    except ValidationError as error:
+        _pydantic_issues(collector, path, error, part.params)
+        return None
+
+
+def _validate_slot(
+    collector: _Collector, registry: Registry, name: str, slot: Slot, value: Any
+) -> Any:
+    path: tuple[Any, ...] = (name,)
+    if isinstance(slot, ModelSlot):
+        return _validate_model(collector, path, slot.model, value)
+    if isinstance(slot, PartSlot):
+        return _validate_part(collector, registry, path, slot.kind, slot.role, value, slot.default)
+    if isinstance(slot, PartListSlot):
+        if value is None:
+            return []
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list):
+            collector.add(path, f"must be an array of tables ([[{name}]]), got {_describe_input(value)}")
+            return None
+        return [
+            _validate_part(collector, registry, (name, i), slot.kind, slot.role, item, None)
+            for i, item in enumerate(value)
+        ]
+    # map slots
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        collector.add(path, f"must be a table with sub-tables {', '.join(slot.keys)}")
+        return None
+    out: dict[str, Any] = {}
+    for key in value:
+        if key not in slot.keys:
+            collector.add((name, key), f"unknown key {key!r}.{did_you_mean(key, slot.keys)} Known keys: {', '.join(slot.keys)}.")
+    for key in slot.keys:
+        sub = value.get(key)
+        if isinstance(slot, PartMapSlot):
+            out[key] = _validate_part(collector, registry, (name, key), slot.kind, None, sub, slot.default)
+        else:
+            out[key] = _validate_model(collector, (name, key), slot.model, sub)
+    return out
+
+
+def validate(
+    raw: Mapping[str, Any],
+    *,
+    registry: Registry | None = None,
+    source: str = "<recipe>",
+    name: str = "recipe",
+    text: str | None = None,
+    overrides: dict[tuple[str, ...], str] | None = None,
+) -> Recipe:
+    """Validate a recipe given as plain data; raise one :class:`RecipeError` listing every problem."""
+    if registry is None:
+        from gankit.plugins import get_registry
+
+        registry = get_registry()
+    collector = _Collector(locate_lines(text) if text else {}, overrides or {})
+    raw = dict(raw)
+    tasks = _tasks()
+    task = raw.pop("task", "gan")
+    if task not in tasks:
+        collector.add(("task",), f"unknown task {task!r}.{did_you_mean(str(task), tasks)} Known tasks: {', '.join(tasks)}.")
+        raise RecipeError(source, collector.issues)
+    schema = tasks[task]
+    for key in raw:
+        if key not in schema.slots:
+            hint = did_you_mean(key, schema.slots)
+            collector.add((key,), f"unknown slot {key!r} for a {task} recipe.{hint} Slots: {', '.join(schema.slots)}.")
+    slots: dict[str, Any] = {}
+    for slot_name, slot in schema.slots.items():
+        value = raw.get(slot_name)
+        if value is None and isinstance(slot, PartSlot) and slot.required and slot.default is None:
+            names = registry.names(slot.kind, role=slot.role)
+            collector.add(
+                (slot_name,),
+                f"missing [{slot_name}] table: add one with type = one of {', '.join(names) or '(none registered)'}",
+            )
+            continue
+        if value is None and isinstance(slot, PartSlot) and not slot.required and slot.default is None:
+            slots[slot_name] = None
+            continue
+        slots[slot_name] = _validate_slot(collector, registry, slot_name, slot, value)
+    if collector.issues:
+        raise RecipeError(source, collector.issues)
+    return Recipe(task=task, slots=slots, source=source, name=name, raw=dict(raw, task=task))
+
+
+def _toml_syntax_error(source: str, error: tomllib.TOMLDecodeError) -> RecipeError:
+    message = str(error)
+    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if match:
+        line, column = int(match.group(1)), int(match.group(2))
+        what = message[: match.start()].strip()
+        issue = RecipeIssue("", f"TOML syntax error at column {column}: {what}", line)
+    else:
+        issue = RecipeIssue("", f"TOML syntax error: {message}")
+    return RecipeError(source, [issue])
+
+
+def builtin_recipes_dir() -> Path:
+    """The folder of recipes shipped with gankit."""
+    return Path(__file__).parent / "recipes"
+
+
+def builtin_recipes() -> dict[str, Path]:
+    """Shipped recipes by name (``"dcgan-digits"`` → its path)."""
+    folder = builtin_recipes_dir()
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
+
+
+def resolve_recipe_path(ref: str | Path) -> Path:
+    """A recipe file, or the name of a shipped recipe (``dcgan-digits``)."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    shipped = builtin_recipes()
+    stem = path.name.removesuffix(".toml")
+    if stem in shipped and (len(path.parts) == 1 or not path.exists()):
+        if len(path.parts) == 1 or path.parent.name == "recipes":
+            return shipped[stem]
+    if path.is_dir():
+        raise GankitError(f"{ref}: is a folder, not a recipe file")
+    hint = did_you_mean(stem, shipped)
+    raise GankitError(
+        f"{ref}: no such recipe file.{hint} Shipped recipes: {', '.join(shipped) or '(none)'} (gankit recipes)."
+    )
+
+
+def load_recipe(
+    path: str | Path,
+    overrides: Iterable[str] = (),
+    *,
+    registry: Registry | None = None,
+) -> Recipe:
+    """Read, override and validate a recipe file (or a shipped recipe by name)."""
+    file = resolve_recipe_path(path)
+    source = str(path) if Path(path).is_file() else str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise GankitError(f"{source}: cannot read recipe: {error}") from error
+    return loads_recipe(text, overrides, registry=registry, source=source, name=file.stem)
+
+
+def loads_recipe(
+    text: str,
+    overrides: Iterable[str] = (),
+    *,
+    registry: Registry | None = None,
+    source: str = "<recipe>",
+    name: str = "recipe",
+) -> Recipe:
+    """Parse, override and validate recipe text."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _toml_syntax_error(source, error) from None
+    applied = apply_overrides(raw, overrides)
+    return validate(raw, registry=registry, source=source, name=name, text=text, overrides=applied)
+
+
+def recipe_from_dict(
+    data: Mapping[str, Any], overrides: Iterable[str] = (), *, registry: Registry | None = None, name: str = "recipe"
+) -> Recipe:
+    """Validate a recipe given as a Python dict (same layout as the TOML)."""
+    import copy
+
+    raw = copy.deepcopy(dict(data))
+    applied = apply_overrides(raw, overrides)
+    return validate(raw, registry=registry, source=f"<{name}>", name=name, overrides=applied)
