@@ -31,6 +31,14 @@ _LAZY: dict[str, str] = {
     "load_recipe": "gankit.recipe",
     "loads_recipe": "gankit.recipe",
     "recipe_from_dict": "gankit.recipe",
+    "Trainer": "gankit.training",
+    "TrainResult": "gankit.training",
+    "train": "gankit.training",
+    "resume": "gankit.training",
+    "load_generator": "gankit.training",
+    "sample": "gankit.training",
+    "interpolate": "gankit.training",
+    "GankitWarning": "gankit.errors",
     "Generator": "gankit.protocols",
     "Discriminator": "gankit.protocols",
     "Loss": "gankit.protocols",
@@ -71,6 +79,8 @@ if TYPE_CHECKING:
         Schedule,
         Trick,
     )
+    from gankit.errors import GankitWarning
+    from gankit.training import Trainer, TrainResult, interpolate, load_generator, resume, sample, train
     from gankit.registry import KINDS, NoParams, Params, Part, Provider, Registry
     from gankit.recipe import PartSpec, Recipe, RecipeError, RecipeIssue, load_recipe, loads_recipe, recipe_from_dict
 

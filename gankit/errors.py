@@ -30,3 +30,7 @@ class TrainingError(GankitError):
     """Training cannot go on (a non-finite loss, for instance); the last good checkpoint stays."""
 
     exit_code = 3
+
+
+class GankitWarning(UserWarning):
+    """Something the user should know about that does not stop the work (skipped files, version changes)."""

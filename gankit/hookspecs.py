@@ -55,7 +55,7 @@ class Register(Protocol):
 
 
 @hookspec
-def gankit_register_parts(register: Register) -> None:  # type: ignore[empty-body]
+def gankit_register_parts(register: Register) -> None:
     """Register this plugin's parts by calling ``register`` once per part.
 
     ``register(kind, name, factory, params=None, *, version=1, role=None, summary=None)``

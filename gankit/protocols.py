@@ -15,9 +15,10 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Generator(Protocol):
-    """An ``nn.Module`` with ``latent_dim`` that maps a latent batch ``(N, latent_dim)`` to images in [-1, 1].
+    """An ``nn.Module`` with ``latent_dim`` that maps a latent batch ``(N, latent_dim)`` to samples.
 
-    A multi-scale generator returns a list of images, coarsest first.
+    Images are in [-1, 1]; points (2-D toy data) are unbounded. A multi-scale
+    generator returns a list of images, coarsest first.
     """
 
     latent_dim: int
@@ -59,12 +60,15 @@ class AdversarialLoss(Loss, Protocol):
 class Regularizer(Loss, Protocol):
     """A term added to the discriminator loss that may look at the discriminator itself (R1, gradient penalty).
 
-    ``every`` > 1 applies it lazily, every that many discriminator steps, scaled by ``every``.
+    ``penalty`` returns the unweighted term; the trainer adds ``weight * every * penalty``
+    every ``every`` discriminator steps (lazy regularisation). ``real`` and ``fake``
+    are what the discriminator sees: tensors, or lists of tensors for multi-scale
+    discriminators.
     """
 
     every: int
 
-    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor: ...
+    def penalty(self, discriminator: nn.Module, real: Any, fake: Any) -> Tensor: ...
 
 
 @runtime_checkable
@@ -86,12 +90,13 @@ class Decision:
     """What a balance policy decided for one step, and why (logged verbatim)."""
 
     d_steps: int = 1
-    train_generator: bool = True
+    g_steps: int = 1
     reason: str = ""
 
     @property
-    def trains_discriminator(self) -> bool:
-        return self.d_steps > 0
+    def skips_discriminator(self) -> bool:
+        """Whether the discriminator is not updated at this step."""
+        return self.d_steps == 0
 
 
 @runtime_checkable
@@ -99,8 +104,10 @@ class BalancePolicy(Protocol):
     """Decides, step by step, whether and how often each network trains, and says why.
 
     ``needs_losses`` tells the trainer whether :meth:`observe` needs the losses
-    of every step (they cost a host sync); when false it is called with the
-    last logged values only.
+    of every step (reading them costs a host sync each step); when false,
+    ``observe`` is called only at logging steps. When a policy that needs
+    losses skips the discriminator, the trainer still measures the
+    discriminator's loss (without updating it) so the policy can see it rise.
     """
 
     needs_losses: bool
@@ -116,7 +123,7 @@ class BalancePolicy(Protocol):
 
 @runtime_checkable
 class DataSource(Protocol):
-    """Training samples, in memory, as float tensors in [-1, 1].
+    """Training samples, in memory, as float tensors (images in [-1, 1]; points unbounded).
 
     ``shape`` is one sample's shape: ``(C, H, W)`` for images, ``(D,)`` for points.
     ``sample`` draws a batch with the given random generator (so that runs are
@@ -132,7 +139,7 @@ class DataSource(Protocol):
 
 @runtime_checkable
 class Trick(Protocol):
-    """A training trick: hooks into the trainer at named events (see :mod:`gankit.train.events`).
+    """A training trick: hooks into the trainer at named events (see :mod:`gankit.training.events`).
 
     A trick implements any of ``setup``, ``before_step``, ``after_discriminator_step``,
     ``after_generator_step``, ``state_dict`` / ``load_state_dict``, and

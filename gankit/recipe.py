@@ -248,6 +248,7 @@ def locate_lines(text: str) -> dict[tuple[Any, ...], int]:
     positions: dict[tuple[Any, ...], int] = {}
     arrays: dict[tuple[Any, ...], int] = {}
     current: tuple[Any, ...] = ()
+    key: tuple[Any, ...]
     for lineno, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from gankit.recipe import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
 from gankit.registry import Params
+from gankit.style.schema import STYLE
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -35,6 +36,11 @@ class GanRunSettings(Params):
     samples: int = Field(64, gt=0, le=1024, description="Images in each sample grid (from a fixed latent batch).")
     checkpoint_every: int = Field(500, gt=0, description="Write a checkpoint every this many steps.")
     keep_checkpoints: int = Field(3, gt=0, description="How many of the latest checkpoints to keep.")
+    metrics_every: int = Field(500, gt=0, description="Compute the recipe's [[metrics]] every this many steps.")
+    best_metric: str | None = Field(
+        None, description="Keep checkpoints/best.safetensors by this metric, e.g. 'modes.reverse_kl'."
+    )
+    best_mode: Literal["min", "max"] = Field("min", description="Whether lower or higher best_metric is better.")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="Autocast precision: fp32, bf16 (CPU or CUDA), fp16 (CUDA, with a gradient scaler)."
     )
@@ -84,4 +90,4 @@ GAN = TaskSchema(
 )
 
 #: Every recipe task by name. A task adds its schema here.
-TASKS: dict[str, TaskSchema] = {"gan": GAN}
+TASKS: dict[str, TaskSchema] = {"gan": GAN, "style": STYLE}

@@ -1,0 +1,53 @@
+"""``gankit list``: every registered part, and plugins that failed to load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+NAME = "list"
+HELP = "list registered parts (kind, name, provider, summary) and broken plugins"
+ORDER = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from gankit.registry import KINDS
+
+    parser.add_argument("--kind", choices=KINDS, help="only parts of this kind")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--all-versions", action="store_true", help="list every version of each part")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gankit.plugins import PluginWarning, broken_plugins, get_registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)
+        registry = get_registry()
+        broken = broken_plugins()
+    parts = registry.parts(args.kind, all_versions=args.all_versions)
+    if args.json:
+        rows = [
+            {"kind": p.kind, "name": p.name, "version": p.version, "provider": str(p.provider),
+             "summary": p.summary}
+            for p in parts
+        ]
+        print(json.dumps({"parts": rows, "broken": [
+            {"name": b.name, "provider": str(b.provider), "error": b.error} for b in broken
+        ]}, indent=2))
+        return 0
+    from rich.table import Table
+
+    from gankit.commands._console import stdout
+
+    table = Table(title="gankit parts", show_lines=False)
+    for column in ("kind", "name", "version", "provider", "summary"):
+        table.add_column(column)
+    for p in parts:
+        table.add_row(p.kind, p.name, f"v{p.version}", str(p.provider), p.summary)
+    for b in broken:
+        table.add_row("[red]plugin[/]", f"[red]{b.name}[/]", "", f"[red]{b.provider}[/]",
+                      f"[red]failed to load: {b.error}[/]")
+    stdout().print(table)
+    return 0

@@ -1,0 +1,26 @@
+"""``gankit schema``: a JSON Schema of recipes, with every registered part's parameters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "schema"
+HELP = "print a JSON Schema of recipes (for editors)"
+ORDER = 21
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", help="write to this file instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gankit.schema import recipe_json_schema
+
+    text = json.dumps(recipe_json_schema(), indent=2)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    else:
+        print(text)
+    return 0

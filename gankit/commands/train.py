@@ -1,0 +1,53 @@
+"""``gankit train``: train a GAN recipe, or resume a run."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train"
+HELP = "train a GAN recipe (or --resume a run folder)"
+ORDER = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", nargs="?", help="recipe file or shipped recipe name (gankit recipes)")
+    parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its latest checkpoint")
+    parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<recipe>-<date>-<time>)")
+    parser.add_argument("--steps", type=int, metavar="N",
+                        help="total steps of the run (with --resume: train up to N in total)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value, e.g. --set data.path=photos/ (repeatable)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gankit.errors import GankitError
+
+    if args.steps is not None and args.steps <= 0:
+        raise GankitError(f"--steps {args.steps}: must be a positive number of steps")
+    if args.resume:
+        if args.recipe or args.overrides or args.out:
+            raise GankitError("--resume continues a run as it was: give no recipe, --set or --out with it")
+        from gankit.training import resume
+
+        result = resume(args.resume, steps=args.steps, quiet=args.quiet)
+    else:
+        if not args.recipe:
+            raise GankitError("name a recipe (gankit recipes lists the shipped ones) or --resume RUN")
+        from gankit.recipe import load_recipe
+        from gankit.training import Trainer
+
+        overrides = list(args.overrides)
+        recipe = load_recipe(args.recipe, overrides)
+        trainer = Trainer(recipe, args.out, quiet=args.quiet)
+        result = trainer.fit(args.steps)
+    if result.interrupted:
+        print(f"interrupted at step {result.step}; resume with: gankit train --resume {result.run_dir}")
+        return 130
+    if not args.quiet:
+        samples = sorted((result.run_dir / "samples").glob("*.png"))
+        print(f"done: {result.step} steps in {result.run_dir}")
+        if samples:
+            print(f"latest samples: {samples[-1]}")
+        print(f"more pictures: gankit sample {result.run_dir} -o grid.png; report: gankit report {result.run_dir}")
+    return 0

@@ -1,0 +1,75 @@
+"""The ``ema`` trick: an exponential moving average of the generator's weights."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from gankit.hookspecs import Register
+from gankit.registry import Params
+
+
+class EmaParams(Params):
+    """Parameters of ``ema``."""
+
+    decay: float = Field(0.999, ge=0, lt=1, description="Weight of the old average at each update.")
+    start: int = Field(0, ge=0, description="Copy the weights until this step, then start averaging.")
+    every: int = Field(1, ge=1, description="Update the average every this many steps.")
+
+
+class EmaTrick:
+    """Moving average of the generator's weights, used for samples and exported generators.
+
+    After each generator update, ``avg = decay * avg + (1 - decay) * weights``;
+    buffers (BatchNorm statistics) are copied. Averaged generators give
+    smoother, often better samples (Yazıcı et al. 2019; Karras et al. 2018).
+    """
+
+    def __init__(self, params: EmaParams, **context: Any) -> None:
+        self.params = params
+        self.average: nn.Module | None = None
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def setup(self, trainer: Any) -> None:
+        """Make the averaged copy of the trainer's generator."""
+        source: nn.Module = trainer.generator_module
+        self.average = copy.deepcopy(source).eval().requires_grad_(False)
+        self._pairs = list(zip(self.average.parameters(), source.parameters(), strict=True))
+        self._buffers = list(zip(self.average.buffers(), source.buffers(), strict=True))
+
+    @torch.no_grad()
+    def after_generator_step(self, trainer: Any, step: int) -> None:
+        """Fold the generator's new weights into the average."""
+        if step % self.params.every:
+            return
+        if step < self.params.start:
+            for a, c in self._pairs:
+                a.copy_(c)
+        else:
+            averaged = [a for a, _ in self._pairs]
+            current = [c for _, c in self._pairs]
+            torch._foreach_lerp_(averaged, current, 1.0 - self.params.decay)
+        for a, c in self._buffers:
+            a.copy_(c)
+
+    def sampling_generator(self, trainer: Any) -> nn.Module | None:
+        """The averaged generator, for samples and exports."""
+        return self.average
+
+    def state_dict(self) -> dict[str, Any]:
+        assert self.average is not None
+        return {"average": self.average.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        assert self.average is not None
+        self.average.load_state_dict(state["average"])
+
+
+def register(register: Register) -> None:
+    """Register the built-in ``ema`` trick."""
+    register("trick", "ema", EmaTrick, EmaParams)

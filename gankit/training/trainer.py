@@ -1,0 +1,639 @@
+"""The one GAN trainer: any recipe's parts, trained in two phases per step.
+
+Each step follows the textbook:
+
+1. **Discriminator phase** — a real batch (label 1) and a generated batch
+   (label 0, produced without a gradient graph) go through the discriminator;
+   the adversarial loss plus any regularisers is minimised by the
+   discriminator's optimiser.
+2. **Generator phase** — a new latent batch goes through the generator and the
+   *frozen* discriminator; the generator's optimiser makes the discriminator say
+   1. Frozen means: the discriminator's parameters receive no gradient, and
+   every buffer it holds (BatchNorm running statistics, spectral-norm vectors)
+   is restored afterwards, so this phase leaves the discriminator bit-for-bit
+   unchanged. It stays in training mode, so BatchNorm normalises with the
+   batch's own statistics exactly as in the discriminator phase.
+
+A balance policy decides how many of each phase a step runs; tricks hook in at
+the events of :mod:`gankit.training.events`. Losses stay on the device: they are
+read (a host sync) only at logging steps, unless the balance policy needs them
+every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gankit import __version__
+from gankit.checkpoint import (
+    Checkpoint,
+    join_state,
+    latest_checkpoint,
+    load_checkpoint,
+    split_state,
+    write_run_checkpoint,
+)
+from gankit.errors import GankitError, TrainingError
+from gankit.images import samples_picture, save_picture
+from gankit.progress import Progress
+from gankit.recipe import PartSpec, Recipe, loads_recipe
+from gankit.training.events import TrickHooks
+
+RECIPE_FILE = "recipe.toml"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_DIR = "samples"
+EXPORT_FILE = "generator.safetensors"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else MPS when present, else CPU; other names as given (checked)."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GankitError(f"run.device = {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    return device
+
+
+def build_optimizer(settings: Any, params: Any) -> torch.optim.Optimizer:
+    """A torch optimiser from ``[optim.*]`` settings."""
+    name = settings.name
+    if name == "adam":
+        return torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, eps=settings.eps,
+                                weight_decay=settings.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, eps=settings.eps,
+                                 weight_decay=settings.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    return torch.optim.RMSprop(params, lr=settings.lr, momentum=settings.momentum, eps=settings.eps,
+                               weight_decay=settings.weight_decay)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module, buffers: list[torch.Tensor] | None = None) -> Iterator[None]:
+    """Run ``module`` without training it: no parameter gradients, every buffer restored on exit."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    buffers = list(module.buffers()) if buffers is None else buffers
+    saved = [b.clone() for b in buffers]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        with torch.no_grad():
+            for b, s in zip(buffers, saved, strict=True):
+                b.copy_(s)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run leaves behind."""
+
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    interrupted: bool = False
+    last: dict[str, Any] | None = None
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    """``runs/<recipe name>-<date>-<time>`` (unless the recipe's ``run.out`` names one)."""
+    if recipe.run.out:
+        return Path(recipe.run.out)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{recipe.name}-{stamp}"
+
+
+class Trainer:
+    """Trains a GAN recipe; see the module docstring for the two phases.
+
+    >>> trainer = Trainer(recipe, run_dir="runs/demo")   # doctest: +SKIP
+    >>> trainer.fit()                                     # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        run_dir: str | Path | None = None,
+        *,
+        quiet: bool = False,
+        progress_stream: Any = None,
+    ) -> None:
+        if recipe.task != "gan":
+            raise GankitError(f"{recipe.source}: a {recipe.task!r} recipe cannot be trained as a GAN")
+        self.recipe = recipe
+        self.settings = recipe.run
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
+        self.quiet = quiet
+        self.progress_stream = progress_stream
+        self.device = resolve_device(self.settings.device)
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        self.step = 0
+        self._stop_requested = False
+        self._build()
+
+    # ------------------------------------------------------------------ construction
+
+    def _build(self) -> None:
+        s = self.settings
+        recipe = self.recipe
+        torch.manual_seed(s.seed)
+        self.data = recipe["data"].build(seed=s.seed)
+        shape = tuple(self.data.shape)
+        self.generator_module: nn.Module = recipe["generator"].build(shape=shape).to(self.device)
+        self.discriminator_module: nn.Module = recipe["discriminator"].build(shape=shape).to(self.device)
+        if s.channels_last and len(shape) == 3:
+            self.generator_module.to(memory_format=torch.channels_last)
+            self.discriminator_module.to(memory_format=torch.channels_last)
+        self.latent_dim = int(getattr(self.generator_module, "latent_dim", 0))
+        if self.latent_dim <= 0:
+            raise GankitError(f"generator {recipe['generator'].name!r} has no positive latent_dim")
+        self.loss = recipe["loss"].build()
+        self.regularizers = [spec.build() for spec in recipe["regularizers"]]
+        self.balance = recipe["balance"].build()
+        self.tricks = [spec.build() for spec in recipe["tricks"]]
+        self.metrics = [(spec.name, spec.build()) for spec in recipe["metrics"]]
+        self.best_value: float | None = None
+        self.hooks = TrickHooks(self.tricks)
+        self.opt_g = build_optimizer(recipe["optim"]["generator"], self.generator_module.parameters())
+        self.opt_d = build_optimizer(recipe["optim"]["discriminator"], self.discriminator_module.parameters())
+        self.base_lr = {"generator": recipe["optim"]["generator"].lr,
+                        "discriminator": recipe["optim"]["discriminator"].lr}
+        self.schedules = {key: spec.build(total_steps=s.steps) for key, spec in recipe["schedule"].items()}
+        self.generator = self._maybe_compile(self.generator_module)
+        self.discriminator = self._maybe_compile(self.discriminator_module)
+        self.data_rng = torch.Generator().manual_seed(s.seed + 1)
+        self.latent_rng = torch.Generator(device=self.device).manual_seed(s.seed + 2)
+        fixed_rng = torch.Generator().manual_seed(s.seed + 3)
+        self.fixed_latents = torch.randn(s.samples, self.latent_dim, generator=fixed_rng).to(self.device)
+        self._d_buffers = list(self.discriminator_module.buffers())
+        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[s.precision]
+        if s.precision == "fp16" and self.device.type != "cuda":
+            raise GankitError("run.precision = 'fp16' needs CUDA; use 'bf16' on a CPU")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=s.precision == "fp16")
+        self.d_step_count = 0
+        self.skips = 0
+        self._reset_accumulators()
+        self.hooks.call("setup", self)
+
+    def _maybe_compile(self, module: nn.Module) -> nn.Module:
+        if not self.settings.compile:
+            return module
+        compiled: nn.Module = torch.compile(module)  # type: ignore[assignment]
+        return compiled
+
+    def _reset_accumulators(self) -> None:
+        zero = torch.zeros((), device=self.device)
+        self._d_sum = zero.clone()
+        self._g_sum = zero.clone()
+        self._d_count = 0
+        self._g_count = 0
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+
+    # ------------------------------------------------------------------ batches
+
+    def latents(self, n: int) -> torch.Tensor:
+        """A latent batch drawn from the run's latent random generator."""
+        return torch.randn(n, self.latent_dim, device=self.device, generator=self.latent_rng)
+
+    def real_batch(self) -> torch.Tensor:
+        """A real batch on the device, after tricks that transform real batches."""
+        batch = self.data.sample(self.settings.batch_size, self.data_rng)
+        batch = batch.to(self.device, non_blocking=True)
+        if self.settings.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return self.hooks.transform("real_batch", self, batch)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    # ------------------------------------------------------------------ the two phases
+
+    def discriminator_loss(self, real: torch.Tensor, fake: Any) -> torch.Tensor:
+        """The adversarial discriminator loss on a real (label 1) and a generated (label 0) batch."""
+        real_in = self.hooks.transform("discriminator_input", self, real)
+        fake_in = self.hooks.transform("discriminator_input", self, fake)
+        with self._autocast():
+            loss: torch.Tensor = self.loss.discriminator_loss(
+                self.discriminator(real_in).float(), self.discriminator(fake_in).float()
+            )
+        return loss
+
+    def _generate_detached(self) -> Any:
+        with torch.no_grad(), self._autocast():
+            fake = self.generator(self.latents(self.settings.batch_size))
+        if isinstance(fake, list | tuple):
+            return [f.float() for f in fake]
+        return fake.float()
+
+    def discriminator_step(self) -> torch.Tensor:
+        """Phase 1: train the discriminator on real (1) versus generated (0) samples."""
+        real = self.real_batch()
+        fake = self._generate_detached()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss = self.discriminator_loss(real, fake)
+        total = loss
+        self.d_step_count += 1
+        for reg in self.regularizers:
+            if self.d_step_count % reg.every == 0:
+                real_in = self.hooks.transform("discriminator_input", self, real)
+                fake_in = self.hooks.transform("discriminator_input", self, fake)
+                total = total + (reg.weight * reg.every) * reg.penalty(self.discriminator, real_in, fake_in)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        return loss.detach()
+
+    def measure_discriminator_loss(self) -> torch.Tensor:
+        """The discriminator's loss on fresh batches, without training it (for policies that skip it)."""
+        real = self.real_batch()
+        fake = self._generate_detached()
+        with torch.no_grad(), frozen(self.discriminator_module, self._d_buffers):
+            return self.discriminator_loss(real, fake).detach()
+
+    def generator_step(self) -> torch.Tensor:
+        """Phase 2: train the generator to make the frozen discriminator say 1."""
+        self.opt_g.zero_grad(set_to_none=True)
+        with frozen(self.discriminator_module, self._d_buffers):
+            with self._autocast():
+                fake = self.generator(self.latents(self.settings.batch_size))
+            fake_in = self.hooks.transform("discriminator_input", self, fake)
+            with self._autocast():
+                loss: torch.Tensor = self.loss.generator_loss(self.discriminator(fake_in).float())
+            self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        return loss.detach()
+
+    def _set_learning_rates(self, step: int) -> None:
+        for key, opt in (("generator", self.opt_g), ("discriminator", self.opt_d)):
+            lr = self.base_lr[key] * self.schedules[key](step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def train_step(self) -> dict[str, Any]:
+        """One step: the balance policy's decision, the discriminator phase(s), the generator phase(s)."""
+        step = self.step
+        decision = self.balance.decide(step)
+        self.hooks.call("before_step", self, step)
+        self._set_learning_rates(step)
+        self.generator.train()
+        self.discriminator.train()
+        d_loss: torch.Tensor | None = None
+        for _ in range(decision.d_steps):
+            d_loss = self.discriminator_step()
+        if decision.d_steps == 0:
+            self.skips += 1
+            if self.balance.needs_losses:
+                d_loss = self.measure_discriminator_loss()
+        self.hooks.call("after_discriminator_step", self, step)
+        g_loss: torch.Tensor | None = None
+        for _ in range(decision.g_steps):
+            g_loss = self.generator_step()
+        self.step = step + 1
+        self.hooks.call("after_generator_step", self, self.step)
+        if d_loss is not None:
+            self._d_sum += d_loss
+            self._d_count += 1
+            self._nonfinite |= ~torch.isfinite(d_loss)
+        if g_loss is not None:
+            self._g_sum += g_loss
+            self._g_count += 1
+            self._nonfinite |= ~torch.isfinite(g_loss)
+        if self.balance.needs_losses:
+            self.balance.observe(
+                step,
+                None if d_loss is None else float(d_loss),
+                None if g_loss is None else float(g_loss),
+            )
+        return {"decision": decision}
+
+    # ------------------------------------------------------------------ state
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples and exports (a trick's EMA copy when there is one)."""
+        answer: nn.Module | None = self.hooks.first("sampling_generator", self)
+        return answer if answer is not None else self.generator_module
+
+    def state(self) -> Checkpoint:
+        """The whole training state as a checkpoint."""
+        ckpt = Checkpoint()
+        ckpt.put("generator", self.generator_module.state_dict())
+        ckpt.put("discriminator", self.discriminator_module.state_dict())
+        optim_state = {
+            "generator": split_state(self.opt_g.state_dict(), "optim.generator", ckpt),
+            "discriminator": split_state(self.opt_d.state_dict(), "optim.discriminator", ckpt),
+        }
+        tricks_state = [
+            split_state(t.state_dict(), f"trick.{i}", ckpt) if hasattr(t, "state_dict") else None
+            for i, t in enumerate(self.tricks)
+        ]
+        rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(),
+               "latent": self.latent_rng.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        ckpt.put("rng", rng)
+        ckpt.state = {
+            "step": self.step,
+            "d_step_count": self.d_step_count,
+            "skips": self.skips,
+            "best_value": self.best_value,
+            "gankit_version": __version__,
+            "recipe": self.recipe.to_toml(),
+            "recipe_name": self.recipe.name,
+            "part_versions": self.recipe.part_versions(),
+            "optim": optim_state,
+            "balance": self.balance.state_dict(),
+            "tricks": tricks_state,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+        }
+        return ckpt
+
+    def load_state(self, ckpt: Checkpoint) -> None:
+        """Restore the training state of a checkpoint (the recipe must build the same networks)."""
+        state = ckpt.state
+        try:
+            self.generator_module.load_state_dict(ckpt.group("generator"))
+            self.discriminator_module.load_state_dict(ckpt.group("discriminator"))
+            self.opt_g.load_state_dict(join_state(state["optim"]["generator"], "optim.generator", ckpt))
+            self.opt_d.load_state_dict(
+                join_state(state["optim"]["discriminator"], "optim.discriminator", ckpt)
+            )
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise GankitError(f"checkpoint does not match the recipe's networks: {error}") from error
+        self.balance.load_state_dict(state.get("balance") or {})
+        for i, (trick, data) in enumerate(zip(self.tricks, state.get("tricks") or [], strict=False)):
+            if data is not None and hasattr(trick, "load_state_dict"):
+                trick.load_state_dict(join_state(data, f"trick.{i}", ckpt))
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        rng = ckpt.group("rng")
+        torch.set_rng_state(rng["torch"])
+        self.data_rng.set_state(rng["data"])
+        if "latent" in rng and self.latent_rng.device.type == "cpu" == rng["latent"].device.type:
+            self.latent_rng.set_state(rng["latent"])
+        elif "latent" in rng:
+            self.latent_rng.set_state(rng["latent"].to(self.latent_rng.get_state().device))
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.step = int(state["step"])
+        self.d_step_count = int(state.get("d_step_count", 0))
+        self.skips = int(state.get("skips", 0))
+        self.best_value = state.get("best_value")
+
+    # ------------------------------------------------------------------ outputs
+
+    def save_samples(self) -> Path:
+        """A grid of samples from the fixed latent batch, saved as samples/step-N.png."""
+        generator = self.sampling_generator()
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            samples = generator(self.fixed_latents)
+        generator.train(was_training)
+        path = self.run_dir / SAMPLES_DIR / f"step-{self.step:08d}.png"
+        return save_picture(samples_picture(samples), path)
+
+    def checkpoint(self) -> Path:
+        """Write a checkpoint of the current step (after checking that the losses are finite)."""
+        self._check_finite()
+        return write_run_checkpoint(self.run_dir, self.step, self.state(), self.settings.keep_checkpoints)
+
+    def export_generator(self) -> Path:
+        """Write the sampling generator alone, with its recipe, as generator.safetensors."""
+        from gankit.checkpoint import save_checkpoint
+
+        ckpt = Checkpoint()
+        ckpt.put("generator", self.sampling_generator().state_dict())
+        ckpt.state = {
+            "step": self.step,
+            "gankit_version": __version__,
+            "recipe": self.recipe.to_toml(),
+            "recipe_name": self.recipe.name,
+            "part_versions": self.recipe.part_versions(),
+            "exported": True,
+        }
+        path = self.run_dir / EXPORT_FILE
+        save_checkpoint(path, ckpt)
+        return path
+
+    def evaluate(self) -> dict[str, float]:
+        """Compute every metric of the recipe on the sampling generator: ``{"name.key": value}``."""
+        results: dict[str, float] = {}
+        if not self.metrics:
+            return results
+        generator = self.sampling_generator()
+        was_training = generator.training
+        generator.eval()
+        try:
+            for name, metric in self.metrics:
+                for key, value in metric(generator, self.data, device=self.device, seed=self.settings.seed).items():
+                    results[f"{name}.{key}"] = value
+        finally:
+            generator.train(was_training)
+        return results
+
+    def _keep_best(self, results: dict[str, float]) -> Path | None:
+        key = self.settings.best_metric
+        if key is None:
+            return None
+        if key not in results:
+            raise GankitError(
+                f"run.best_metric = {key!r} is not computed; the metrics give: {', '.join(results) or '(none)'}"
+            )
+        value = float(results[key])
+        better = (
+            self.best_value is None
+            or (self.settings.best_mode == "min" and value < self.best_value)
+            or (self.settings.best_mode == "max" and value > self.best_value)
+        )
+        if not better:
+            return None
+        from gankit.checkpoint import save_checkpoint
+
+        self.best_value = value
+        path = self.run_dir / "checkpoints" / "best.safetensors"
+        save_checkpoint(path, self.state())
+        return path
+
+    def _check_finite(self) -> None:
+        if bool(self._nonfinite):
+            raise TrainingError(
+                f"a loss became NaN or infinite before step {self.step}; training stopped. "
+                f"The last good checkpoint is in {self.run_dir / 'checkpoints'}. Try a lower learning rate "
+                "(--set optim.discriminator.lr=...), a regulariser ([[regularizers]] type = \"r1\"), "
+                "or precision = \"fp32\"."
+            )
+
+    def _log_record(self, decision_reason: str) -> dict[str, Any]:
+        self._check_finite()
+        record: dict[str, Any] = {"step": self.step, "time": round(time.time() - self._t0, 3)}
+        if self._d_count:
+            record["d_loss"] = float(self._d_sum) / self._d_count
+        if self._g_count:
+            record["g_loss"] = float(self._g_sum) / self._g_count
+        record["lr_g"] = self.opt_g.param_groups[0]["lr"]
+        record["lr_d"] = self.opt_d.param_groups[0]["lr"]
+        record["skips"] = self.skips
+        record["balance"] = decision_reason
+        record.update(self.hooks.logs(self, self.step))
+        self._reset_accumulators()
+        return record
+
+    # ------------------------------------------------------------------ the loop
+
+    def _prepare_run_dir(self, resumed: bool) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        recipe_path = self.run_dir / RECIPE_FILE
+        if not resumed and recipe_path.exists() and any((self.run_dir / "checkpoints").glob("*.safetensors")):
+            raise GankitError(
+                f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir}, "
+                "or choose another folder with --out"
+            )
+        from gankit.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(recipe_path, self.recipe.to_toml().encode())
+
+    @contextlib.contextmanager
+    def _interrupt_handler(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def fit(self, steps: int | None = None, *, resumed: bool = False) -> TrainResult:
+        """Train until ``steps`` (default: the recipe's ``run.steps``) steps in total are done.
+
+        Writes samples, metrics and checkpoints into the run folder. Ctrl-C
+        finishes the step in progress, writes a checkpoint and returns with
+        ``interrupted=True``.
+        """
+        total = steps if steps is not None else self.settings.steps
+        s = self.settings
+        self._prepare_run_dir(resumed)
+        self._t0 = time.time()
+        last_ckpt: Path | None = None
+        last: dict[str, Any] | None = None
+        reason = ""
+        metrics_path = self.run_dir / METRICS_FILE
+        with (
+            open(metrics_path, "a", encoding="utf-8") as metrics,
+            self._interrupt_handler(),
+            Progress(total, description="train", start=self.step, quiet=self.quiet,
+                     stream=self.progress_stream) as progress,
+        ):
+            if self.step == 0:
+                self.save_samples()
+            while self.step < total and not self._stop_requested:
+                info = self.train_step()
+                decision = info["decision"]
+                reason = decision.reason
+                step = self.step
+                if decision.skips_discriminator:
+                    metrics.write(json.dumps({"step": step, "event": "skip", "reason": reason}) + "\n")
+                if step % s.log_every == 0 or step == total:
+                    last = self._log_record(reason)
+                    metrics.write(json.dumps(last) + "\n")
+                    metrics.flush()
+                    progress.update(step, D=last.get("d_loss", math.nan), G=last.get("g_loss", math.nan),
+                                    skips=self.skips)
+                if step % s.sample_every == 0 or step == total:
+                    self._check_finite()
+                    self.save_samples()
+                if self.metrics and (step % s.metrics_every == 0 or step == total):
+                    self._check_finite()
+                    results = self.evaluate()
+                    metrics.write(json.dumps({"step": step, "event": "metrics", **results}) + "\n")
+                    metrics.flush()
+                    progress.log(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                    self._keep_best(results)
+                if step % s.checkpoint_every == 0 or step == total:
+                    last_ckpt = self.checkpoint()
+            interrupted = self._stop_requested and self.step < total
+            if interrupted:
+                progress.log(f"interrupted at step {self.step}: writing a checkpoint")
+                last_ckpt = self.checkpoint()
+        if not interrupted:
+            self.export_generator()
+        return TrainResult(self.run_dir, self.step, last_ckpt, interrupted, last)
+
+
+def _recipe_from_checkpoint(ckpt_state: dict[str, Any], source: str) -> Recipe:
+    text = ckpt_state.get("recipe")
+    if not text:
+        raise GankitError(f"{source}: checkpoint carries no recipe")
+    return loads_recipe(text, source=f"{source} (recipe)", name=ckpt_state.get("recipe_name", "recipe"))
+
+
+def warn_part_versions(recorded: dict[str, str], recipe: Recipe, source: str) -> None:
+    """Warn when parts were trained with other versions (or providers) than the installed ones."""
+    import warnings
+
+    current = recipe.part_versions()
+    for slot, was in recorded.items():
+        now = current.get(slot)
+        if now is not None and now != was:
+            warnings.warn(f"{source}: {slot} was trained with {was}, now loading {now}", stacklevel=3)
+
+
+def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False,
+           progress_stream: Any = None) -> TrainResult:
+    """Continue a run from its latest checkpoint, up to ``steps`` in total (default: the recipe's)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GankitError(f"--resume {run_dir}: no such run folder")
+    path = latest_checkpoint(run_dir)
+    ckpt = load_checkpoint(path)
+    recipe = _recipe_from_checkpoint(ckpt.state, str(path))
+    warn_part_versions(ckpt.state.get("part_versions", {}), recipe, str(path))
+    trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream)
+    trainer.load_state(ckpt)
+    return trainer.fit(steps, resumed=True)
+
+
+def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = None, quiet: bool = False,
+          progress_stream: Any = None) -> TrainResult:
+    """Train ``recipe`` into the run folder ``out``; see :class:`Trainer`."""
+    trainer = Trainer(recipe, out, quiet=quiet, progress_stream=progress_stream)
+    return trainer.fit(steps)
+
+
+def part_spec(recipe: Recipe, slot: str) -> PartSpec:
+    """The :class:`PartSpec` in ``slot`` of a recipe."""
+    spec: PartSpec = recipe[slot]
+    return spec
