@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from gankit.errors import GankitWarning
     from gankit.plugins import broken_plugins, get_registry
     from gankit.protocols import (
         AdversarialLoss,
@@ -79,10 +80,9 @@ if TYPE_CHECKING:
         Schedule,
         Trick,
     )
-    from gankit.errors import GankitWarning
-    from gankit.training import Trainer, TrainResult, interpolate, load_generator, resume, sample, train
-    from gankit.registry import KINDS, NoParams, Params, Part, Provider, Registry
     from gankit.recipe import PartSpec, Recipe, RecipeError, RecipeIssue, load_recipe, loads_recipe, recipe_from_dict
+    from gankit.registry import KINDS, NoParams, Params, Part, Provider, Registry
+    from gankit.training import Trainer, TrainResult, interpolate, load_generator, resume, sample, train
 
 
 def __getattr__(name: str) -> Any:

@@ -243,6 +243,10 @@ def _split_dotted(key: str) -> tuple[str, ...]:
     return tuple(a or b or c for a, b, c in parts)
 
 
+_KEY = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
+_ASSIGNMENT = re.compile(rf"^({_KEY}(?:\s*\.\s*{_KEY})*)\s*=")
+
+
 def locate_lines(text: str) -> dict[tuple[Any, ...], int]:
     """Map dotted key paths of a TOML document to the line that defines them (best effort)."""
     positions: dict[tuple[Any, ...], int] = {}
@@ -273,7 +277,7 @@ def locate_lines(text: str) -> dict[tuple[Any, ...], int]:
             for i in range(1, len(key) + 1):
                 positions.setdefault(key[:i], lineno)
             continue
-        assignment = re.match(r"""^((?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*'))*)\s*=""", stripped)
+        assignment = _ASSIGNMENT.match(stripped)
         if assignment:
             key = (*current, *_split_dotted(assignment.group(1)))
             positions[key] = lineno
@@ -472,7 +476,8 @@ def _validate_slot(
     out: dict[str, Any] = {}
     for key in value:
         if key not in slot.keys:
-            collector.add((name, key), f"unknown key {key!r}.{did_you_mean(key, slot.keys)} Known keys: {', '.join(slot.keys)}.")
+            hint = did_you_mean(key, slot.keys)
+            collector.add((name, key), f"unknown key {key!r}.{hint} Known keys: {', '.join(slot.keys)}.")
     for key in slot.keys:
         sub = value.get(key)
         if isinstance(slot, PartMapSlot):
@@ -501,7 +506,8 @@ def validate(
     tasks = _tasks()
     task = raw.pop("task", "gan")
     if task not in tasks:
-        collector.add(("task",), f"unknown task {task!r}.{did_you_mean(str(task), tasks)} Known tasks: {', '.join(tasks)}.")
+        hint = did_you_mean(str(task), tasks)
+        collector.add(("task",), f"unknown task {task!r}.{hint} Known tasks: {', '.join(tasks)}.")
         raise RecipeError(source, collector.issues)
     schema = tasks[task]
     for key in raw:
@@ -557,9 +563,8 @@ def resolve_recipe_path(ref: str | Path) -> Path:
         return path
     shipped = builtin_recipes()
     stem = path.name.removesuffix(".toml")
-    if stem in shipped and (len(path.parts) == 1 or not path.exists()):
-        if len(path.parts) == 1 or path.parent.name == "recipes":
-            return shipped[stem]
+    if stem in shipped and (len(path.parts) == 1 or path.parent.name == "recipes"):
+        return shipped[stem]
     if path.is_dir():
         raise GankitError(f"{ref}: is a folder, not a recipe file")
     hint = did_you_mean(stem, shipped)

@@ -46,6 +46,12 @@ class GanRunSettings(Params):
     )
     channels_last: bool = Field(False, description="Use the channels-last memory format for image networks.")
     compile: bool = Field(False, description="Compile the networks with torch.compile.")
+    sync_batchnorm: bool = Field(
+        False, description="With several processes: synchronise BatchNorm statistics across them (CUDA only)."
+    )
+    dist_timeout: float = Field(
+        600.0, gt=0, description="With several processes: seconds to wait for the others before failing."
+    )
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
 
     _device = field_validator("device")(check_device)

@@ -260,7 +260,7 @@ def test_interrupted_checkpoint_write_keeps_previous(tmp_path: Path, monkeypatch
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    with pytest.raises(GankitError, match="bad.safetensors"):
+    with pytest.raises(GankitError, match=r"bad\.safetensors"):
         load_checkpoint(bad)
     with pytest.raises(GankitError, match="no checkpoint found"):
         latest_checkpoint(tmp_path)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from gankit.registry import did_you_mean, parse_ref
 
     registry = get_registry()
-    name, version = parse_ref(args.name)
+    name, _ = parse_ref(args.name)
     if args.kind:
         parts = [registry.get(args.kind, args.name)]
     else:

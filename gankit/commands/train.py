@@ -35,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.recipe:
             raise GankitError("name a recipe (gankit recipes lists the shipped ones) or --resume RUN")
         from gankit.recipe import load_recipe
-        from gankit.training import Trainer
+        from gankit.training import train
 
-        overrides = list(args.overrides)
-        recipe = load_recipe(args.recipe, overrides)
-        trainer = Trainer(recipe, args.out, quiet=args.quiet)
-        result = trainer.fit(args.steps)
+        recipe = load_recipe(args.recipe, list(args.overrides))
+        result = train(recipe, args.out, steps=args.steps, quiet=args.quiet)
+    if not result.is_main:
+        return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"interrupted at step {result.step}; resume with: gankit train --resume {result.run_dir}")
         return 130

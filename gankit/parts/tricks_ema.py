@@ -26,7 +26,7 @@ class EmaTrick:
 
     After each generator update, ``avg = decay * avg + (1 - decay) * weights``;
     buffers (BatchNorm statistics) are copied. Averaged generators give
-    smoother, often better samples (Yazıcı et al. 2019; Karras et al. 2018).
+    smoother, often better samples (Yazici et al. 2019; Karras et al. 2018).
     """
 
     def __init__(self, params: EmaParams, **context: Any) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -49,7 +50,9 @@ from gankit.checkpoint import (
 from gankit.errors import GankitError, TrainingError
 from gankit.images import samples_picture, save_picture
 from gankit.progress import Progress
+from gankit.protocols import Decision
 from gankit.recipe import PartSpec, Recipe, loads_recipe
+from gankit.training import distributed
 from gankit.training.events import TrickHooks
 
 RECIPE_FILE = "recipe.toml"
@@ -116,6 +119,7 @@ class TrainResult:
     checkpoint: Path | None
     interrupted: bool = False
     last: dict[str, Any] | None = None
+    is_main: bool = True
 
 
 def default_run_dir(recipe: Recipe) -> Path:
@@ -146,9 +150,12 @@ class Trainer:
         self.recipe = recipe
         self.settings = recipe.run
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
-        self.quiet = quiet
         self.progress_stream = progress_stream
-        self.device = resolve_device(self.settings.device)
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = resolve_device(distributed.device_for(self.settings.device, local_rank)
+                                     if distributed.launched_by_torchrun() else self.settings.device)
+        self.dist = distributed.init(self.device, self.settings.dist_timeout)
+        self.quiet = quiet or not self.dist.is_main
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
         self.step = 0
@@ -160,6 +167,7 @@ class Trainer:
     def _build(self) -> None:
         s = self.settings
         recipe = self.recipe
+        rank = self.dist.rank
         torch.manual_seed(s.seed)
         self.data = recipe["data"].build(seed=s.seed)
         shape = tuple(self.data.shape)
@@ -183,10 +191,11 @@ class Trainer:
         self.base_lr = {"generator": recipe["optim"]["generator"].lr,
                         "discriminator": recipe["optim"]["discriminator"].lr}
         self.schedules = {key: spec.build(total_steps=s.steps) for key, spec in recipe["schedule"].items()}
-        self.generator = self._maybe_compile(self.generator_module)
-        self.discriminator = self._maybe_compile(self.discriminator_module)
-        self.data_rng = torch.Generator().manual_seed(s.seed + 1)
-        self.latent_rng = torch.Generator(device=self.device).manual_seed(s.seed + 2)
+        self._wrap_networks()
+        self.data_rng = torch.Generator().manual_seed(s.seed + 1 + 1000 * rank)
+        self.latent_rng = torch.Generator(device=self.device).manual_seed(s.seed + 2 + 1000 * rank)
+        if rank:
+            torch.manual_seed(s.seed + 1000 * rank)
         fixed_rng = torch.Generator().manual_seed(s.seed + 3)
         self.fixed_latents = torch.randn(s.samples, self.latent_dim, generator=fixed_rng).to(self.device)
         self._d_buffers = list(self.discriminator_module.buffers())
@@ -198,6 +207,31 @@ class Trainer:
         self.skips = 0
         self._reset_accumulators()
         self.hooks.call("setup", self)
+
+    def _wrap_networks(self) -> None:
+        """Set up the modules each phase calls: DDP wrappers when distributed, compiled when asked.
+
+        The generator phase calls the discriminator's own module, not its DDP
+        wrapper: it is frozen there, and DDP's gradient reducer must only see
+        the discriminator phase's backward pass.
+        """
+        g, d = self.generator_module, self.discriminator_module
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if self.settings.sync_batchnorm:
+                if self.device.type != "cuda":
+                    raise GankitError("run.sync_batchnorm needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only)")
+                g = self.generator_module = nn.SyncBatchNorm.convert_sync_batchnorm(g)
+                d = self.discriminator_module = nn.SyncBatchNorm.convert_sync_batchnorm(d)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.generator = self._maybe_compile(DistributedDataParallel(g, device_ids=ids))
+            self.discriminator = self._maybe_compile(DistributedDataParallel(d, device_ids=ids))
+            self.frozen_discriminator = self._maybe_compile(d)
+        else:
+            self.generator = self._maybe_compile(g)
+            self.discriminator = self._maybe_compile(d)
+            self.frozen_discriminator = self.discriminator
 
     def _maybe_compile(self, module: nn.Module) -> nn.Module:
         if not self.settings.compile:
@@ -274,7 +308,13 @@ class Trainer:
         real = self.real_batch()
         fake = self._generate_detached()
         with torch.no_grad(), frozen(self.discriminator_module, self._d_buffers):
-            return self.discriminator_loss(real, fake).detach()
+            real_in = self.hooks.transform("discriminator_input", self, real)
+            fake_in = self.hooks.transform("discriminator_input", self, fake)
+            with self._autocast():
+                loss: torch.Tensor = self.loss.discriminator_loss(
+                    self.frozen_discriminator(real_in).float(), self.frozen_discriminator(fake_in).float()
+                )
+            return loss.detach()
 
     def generator_step(self) -> torch.Tensor:
         """Phase 2: train the generator to make the frozen discriminator say 1."""
@@ -284,7 +324,7 @@ class Trainer:
                 fake = self.generator(self.latents(self.settings.batch_size))
             fake_in = self.hooks.transform("discriminator_input", self, fake)
             with self._autocast():
-                loss: torch.Tensor = self.loss.generator_loss(self.discriminator(fake_in).float())
+                loss: torch.Tensor = self.loss.generator_loss(self.frozen_discriminator(fake_in).float())
             self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
@@ -300,6 +340,8 @@ class Trainer:
         """One step: the balance policy's decision, the discriminator phase(s), the generator phase(s)."""
         step = self.step
         decision = self.balance.decide(step)
+        if self.dist.enabled:
+            decision = self._agree(decision)
         self.hooks.call("before_step", self, step)
         self._set_learning_rates(step)
         self.generator.train()
@@ -326,12 +368,34 @@ class Trainer:
             self._g_count += 1
             self._nonfinite |= ~torch.isfinite(g_loss)
         if self.balance.needs_losses:
-            self.balance.observe(
-                step,
-                None if d_loss is None else float(d_loss),
-                None if g_loss is None else float(g_loss),
-            )
+            d_value, g_value = self._shared_losses(d_loss, g_loss)
+            self.balance.observe(step, d_value, g_value)
         return {"decision": decision}
+
+    def _agree(self, decision: Decision) -> Decision:
+        """Every process takes rank 0's decision, and stops when any process was asked to stop."""
+        mine = [float(self._stop_requested), 0.0, 0.0]
+        if self.dist.is_main:
+            mine[1:] = [float(decision.d_steps), float(decision.g_steps)]
+        agreed = distributed.all_reduce(torch.tensor(mine, device=self.device), "max").tolist()
+        self._stop_requested = bool(agreed[0])
+        d_steps, g_steps = int(agreed[1]), int(agreed[2])
+        if (d_steps, g_steps) != (decision.d_steps, decision.g_steps):
+            decision = Decision(d_steps, g_steps, decision.reason + " (rank 0's decision)")
+        return decision
+
+    def _shared_losses(
+        self, d_loss: torch.Tensor | None, g_loss: torch.Tensor | None
+    ) -> tuple[float | None, float | None]:
+        """This step's losses as floats, averaged over every process when distributed."""
+        if not self.dist.enabled:
+            return (None if d_loss is None else float(d_loss), None if g_loss is None else float(g_loss))
+        values = torch.stack([
+            torch.nan_to_num(x.float(), nan=math.inf) if x is not None else torch.zeros((), device=self.device)
+            for x in (d_loss, g_loss)
+        ])
+        averaged = distributed.all_reduce(values, "avg").tolist()
+        return (None if d_loss is None else averaged[0], None if g_loss is None else averaged[1])
 
     # ------------------------------------------------------------------ state
 
@@ -353,13 +417,11 @@ class Trainer:
             split_state(t.state_dict(), f"trick.{i}", ckpt) if hasattr(t, "state_dict") else None
             for i, t in enumerate(self.tricks)
         ]
-        rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(),
-               "latent": self.latent_rng.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        ckpt.put("rng", rng)
+        for rank, rng in enumerate(self._rng_states()):
+            ckpt.put(f"rng.{rank}", rng)
         ckpt.state = {
             "step": self.step,
+            "world_size": self.dist.world_size,
             "d_step_count": self.d_step_count,
             "skips": self.skips,
             "best_value": self.best_value,
@@ -392,19 +454,53 @@ class Trainer:
                 trick.load_state_dict(join_state(data, f"trick.{i}", ckpt))
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
-        rng = ckpt.group("rng")
-        torch.set_rng_state(rng["torch"])
-        self.data_rng.set_state(rng["data"])
-        if "latent" in rng and self.latent_rng.device.type == "cpu" == rng["latent"].device.type:
-            self.latent_rng.set_state(rng["latent"])
-        elif "latent" in rng:
-            self.latent_rng.set_state(rng["latent"].to(self.latent_rng.get_state().device))
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.step = int(state["step"])
+        saved_world = int(state.get("world_size", 1))
+        if saved_world == self.dist.world_size:
+            self._set_rng_states(ckpt.group(f"rng.{self.dist.rank}"))
+        else:
+            self._reseed(self.step)
+            if self.dist.is_main:
+                import warnings
+
+                from gankit.errors import GankitWarning
+
+                warnings.warn(
+                    f"resuming a checkpoint of {saved_world} process(es) on {self.dist.world_size}: weights and "
+                    "optimiser state are exact, the random streams are re-seeded from the step",
+                    GankitWarning,
+                    stacklevel=2,
+                )
         self.d_step_count = int(state.get("d_step_count", 0))
         self.skips = int(state.get("skips", 0))
         self.best_value = state.get("best_value")
+
+    def _local_rng_state(self) -> dict[str, torch.Tensor]:
+        rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(),
+               "latent": self.latent_rng.get_state().cpu()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _rng_states(self) -> list[dict[str, torch.Tensor]]:
+        """Every process's random-generator states (a collective when distributed)."""
+        local = self._local_rng_state()
+        if not self.dist.enabled:
+            return [local]
+        return distributed.gather_states(local, self.device if self.dist.backend == "nccl" else torch.device("cpu"))
+
+    def _set_rng_states(self, rng: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(rng["torch"])
+        self.data_rng.set_state(rng["data"])
+        self.latent_rng.set_state(rng["latent"].to(self.latent_rng.get_state().device))
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    def _reseed(self, step: int) -> None:
+        base = self.settings.seed + 7919 * step + 1000 * self.dist.rank
+        torch.manual_seed(base)
+        self.data_rng.manual_seed(base + 1)
+        self.latent_rng.manual_seed(base + 2)
 
     # ------------------------------------------------------------------ outputs
 
@@ -420,9 +516,18 @@ class Trainer:
         return save_picture(samples_picture(samples), path)
 
     def checkpoint(self) -> Path:
-        """Write a checkpoint of the current step (after checking that the losses are finite)."""
+        """Write a checkpoint of the current step (after checking that the losses are finite).
+
+        Every process takes part (their random states are gathered); rank 0 writes.
+        """
         self._check_finite()
-        return write_run_checkpoint(self.run_dir, self.step, self.state(), self.settings.keep_checkpoints)
+        state = self.state()
+        path = write_run_checkpoint if self.dist.is_main else None
+        if path is None:
+            from gankit.checkpoint import checkpoint_path
+
+            return checkpoint_path(self.run_dir, self.step)
+        return path(self.run_dir, self.step, state, self.settings.keep_checkpoints)
 
     def export_generator(self) -> Path:
         """Write the sampling generator alone, with its recipe, as generator.safetensors."""
@@ -478,11 +583,16 @@ class Trainer:
 
         self.best_value = value
         path = self.run_dir / "checkpoints" / "best.safetensors"
-        save_checkpoint(path, self.state())
+        state = self.state()
+        if self.dist.is_main:
+            save_checkpoint(path, state)
         return path
 
     def _check_finite(self) -> None:
-        if bool(self._nonfinite):
+        flag = self._nonfinite
+        if self.dist.enabled:
+            flag = distributed.all_reduce(flag.float(), "max")
+        if bool(flag):
             raise TrainingError(
                 f"a loss became NaN or infinite before step {self.step}; training stopped. "
                 f"The last good checkpoint is in {self.run_dir / 'checkpoints'}. Try a lower learning rate "
@@ -493,10 +603,14 @@ class Trainer:
     def _log_record(self, decision_reason: str) -> dict[str, Any]:
         self._check_finite()
         record: dict[str, Any] = {"step": self.step, "time": round(time.time() - self._t0, 3)}
+        sums = torch.stack([self._d_sum, self._g_sum])
+        if self.dist.enabled:
+            sums = distributed.all_reduce(sums, "avg")
+        d_sum, g_sum = sums.tolist()
         if self._d_count:
-            record["d_loss"] = float(self._d_sum) / self._d_count
+            record["d_loss"] = d_sum / self._d_count
         if self._g_count:
-            record["g_loss"] = float(self._g_sum) / self._g_count
+            record["g_loss"] = g_sum / self._g_count
         record["lr_g"] = self.opt_g.param_groups[0]["lr"]
         record["lr_d"] = self.opt_d.param_groups[0]["lr"]
         record["skips"] = self.skips
@@ -530,67 +644,105 @@ class Trainer:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
-        previous = signal.signal(signal.SIGINT, request_stop)
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def fit(self, steps: int | None = None, *, resumed: bool = False) -> TrainResult:
         """Train until ``steps`` (default: the recipe's ``run.steps``) steps in total are done.
 
-        Writes samples, metrics and checkpoints into the run folder. Ctrl-C
-        finishes the step in progress, writes a checkpoint and returns with
-        ``interrupted=True``.
+        Writes samples, metrics and checkpoints into the run folder (rank 0
+        only, when distributed). Ctrl-C (or SIGTERM) finishes the step in
+        progress, writes a checkpoint and returns with ``interrupted=True``.
         """
         total = steps if steps is not None else self.settings.steps
-        s = self.settings
-        self._prepare_run_dir(resumed)
+        main = self.dist.is_main
+        if main:
+            self._prepare_run_dir(resumed)
         self._t0 = time.time()
-        last_ckpt: Path | None = None
-        last: dict[str, Any] | None = None
-        reason = ""
-        metrics_path = self.run_dir / METRICS_FILE
-        with (
-            open(metrics_path, "a", encoding="utf-8") as metrics,
-            self._interrupt_handler(),
-            Progress(total, description="train", start=self.step, quiet=self.quiet,
-                     stream=self.progress_stream) as progress,
-        ):
-            if self.step == 0:
-                self.save_samples()
-            while self.step < total and not self._stop_requested:
-                info = self.train_step()
-                decision = info["decision"]
-                reason = decision.reason
-                step = self.step
-                if decision.skips_discriminator:
-                    metrics.write(json.dumps({"step": step, "event": "skip", "reason": reason}) + "\n")
-                if step % s.log_every == 0 or step == total:
-                    last = self._log_record(reason)
-                    metrics.write(json.dumps(last) + "\n")
-                    metrics.flush()
-                    progress.update(step, D=last.get("d_loss", math.nan), G=last.get("g_loss", math.nan),
-                                    skips=self.skips)
-                if step % s.sample_every == 0 or step == total:
-                    self._check_finite()
+        self._last_ckpt: Path | None = None
+        self._last_record: dict[str, Any] | None = None
+        try:
+            with (
+                self._metrics_file() as metrics,
+                self._interrupt_handler(),
+                Progress(total, description="train", start=self.step, quiet=self.quiet,
+                         stream=self.progress_stream) as progress,
+            ):
+                if self.dist.enabled:
+                    progress.log(
+                        f"{self.dist.world_size} processes ({self.dist.backend}): effective batch size "
+                        f"{self.settings.batch_size * self.dist.world_size} "
+                        f"({self.settings.batch_size} per process)"
+                    )
+                if self.step == 0 and main:
                     self.save_samples()
-                if self.metrics and (step % s.metrics_every == 0 or step == total):
-                    self._check_finite()
-                    results = self.evaluate()
-                    metrics.write(json.dumps({"step": step, "event": "metrics", **results}) + "\n")
-                    metrics.flush()
-                    progress.log(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in results.items()))
-                    self._keep_best(results)
-                if step % s.checkpoint_every == 0 or step == total:
-                    last_ckpt = self.checkpoint()
-            interrupted = self._stop_requested and self.step < total
-            if interrupted:
-                progress.log(f"interrupted at step {self.step}: writing a checkpoint")
-                last_ckpt = self.checkpoint()
-        if not interrupted:
+                self._loop(total, metrics, progress)
+                interrupted = self._stop_requested and self.step < total
+                if interrupted:
+                    progress.log(f"interrupted at step {self.step}: writing a checkpoint")
+                    self._last_ckpt = self.checkpoint()
+        except (RuntimeError, OSError) as error:
+            if self.dist.enabled and _is_collective_failure(error):
+                raise distributed.peer_failure(error) from error
+            raise
+        if not interrupted and main:
             self.export_generator()
-        return TrainResult(self.run_dir, self.step, last_ckpt, interrupted, last)
+        return TrainResult(self.run_dir, self.step, self._last_ckpt, interrupted, self._last_record,
+                           self.dist.is_main)
+
+    def _metrics_file(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.dist.is_main:
+            return contextlib.nullcontext(None)
+        return open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")
+
+    def _write(self, metrics: Any, record: dict[str, Any]) -> None:
+        if metrics is not None:
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+
+    def _loop(self, total: int, metrics: Any, progress: Progress) -> None:
+        s = self.settings
+        main = self.dist.is_main
+        while self.step < total and not self._stop_requested:
+            decision = self.train_step()["decision"]
+            step = self.step
+            if decision.skips_discriminator:
+                self._write(metrics, {"step": step, "event": "skip", "reason": decision.reason})
+            if step % s.log_every == 0 or step == total:
+                record = self._log_record(decision.reason)
+                if self.dist.enabled:
+                    record["world_size"] = self.dist.world_size
+                self._last_record = record
+                self._write(metrics, record)
+                progress.update(step, D=record.get("d_loss", math.nan), G=record.get("g_loss", math.nan),
+                                skips=self.skips)
+            if step % s.sample_every == 0 or step == total:
+                self._check_finite()
+                if main:
+                    self.save_samples()
+            if self.metrics and (step % s.metrics_every == 0 or step == total):
+                self._check_finite()
+                results = self.evaluate()
+                self._write(metrics, {"step": step, "event": "metrics", **results})
+                progress.log(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                self._keep_best(results)
+            if step % s.checkpoint_every == 0 or step == total:
+                self._last_ckpt = self.checkpoint()
+
+
+def _is_collective_failure(error: BaseException) -> bool:
+    """Whether an exception came from a collective whose peer died or hung."""
+    import torch.distributed as dist
+
+    dist_error = getattr(dist, "DistError", None)
+    if dist_error is not None and isinstance(error, dist_error):
+        return True
+    text = str(error).lower()
+    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout", "peer"))
 
 
 def _recipe_from_checkpoint(ckpt_state: dict[str, Any], source: str) -> Recipe:
@@ -622,15 +774,21 @@ def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False
     recipe = _recipe_from_checkpoint(ckpt.state, str(path))
     warn_part_versions(ckpt.state.get("part_versions", {}), recipe, str(path))
     trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream)
-    trainer.load_state(ckpt)
-    return trainer.fit(steps, resumed=True)
+    try:
+        trainer.load_state(ckpt)
+        return trainer.fit(steps, resumed=True)
+    finally:
+        distributed.shutdown(trainer.dist)
 
 
 def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = None, quiet: bool = False,
           progress_stream: Any = None) -> TrainResult:
     """Train ``recipe`` into the run folder ``out``; see :class:`Trainer`."""
     trainer = Trainer(recipe, out, quiet=quiet, progress_stream=progress_stream)
-    return trainer.fit(steps)
+    try:
+        return trainer.fit(steps)
+    finally:
+        distributed.shutdown(trainer.dist)
 
 
 def part_spec(recipe: Recipe, slot: str) -> PartSpec:
