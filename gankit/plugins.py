@@ -91,14 +91,18 @@ def register_plugin(registry: Registry, plugin: ModuleType | object, provider: P
     """
     manager = _new_manager()
     manager.register(plugin, name=provider.namespace or provider.name)
+    manager.check_pending()
+    if not manager.hook.gankit_register_parts.get_hookimpls():
+        raise GankitError(
+            f"{provider}: the plugin defines no gankit_register_parts hook; "
+            "define it and decorate it with @gankit.hookimpl"
+        )
     added: list[Part] = []
     try:
         manager.hook.gankit_register_parts(register=_make_register(registry, provider, added))
     except BaseException:
         for part in added:
-            registry._parts[(part.kind, part.name)].pop(part.version, None)
-            if not registry._parts[(part.kind, part.name)]:
-                del registry._parts[(part.kind, part.name)]
+            registry.remove(part)
         raise
     return added
 

@@ -59,7 +59,12 @@ class RecipeError(GankitError):
         head = f"{self.file}: {count} problem{'s' if count != 1 else ''}"
         lines = [head]
         for issue in self.issues:
-            lines.append(f"  {self.file}:{issue.format()}" if issue.line else f"  {issue.format()}")
+            if issue.source:
+                lines.append(f"  {issue.format()}")
+            elif issue.line:
+                lines.append(f"  {self.file}:{issue.format()}")
+            else:
+                lines.append(f"  {self.file}: {issue.format()}")
         return "\n".join(lines)
 
 
@@ -287,8 +292,20 @@ def locate_lines(text: str) -> dict[tuple[Any, ...], int]:
 # --------------------------------------------------------------------------- overrides
 
 
+@dataclass(frozen=True)
+class Override:
+    """One ``--set`` as given: its text and the raw value text (for fields that want a string)."""
+
+    text: str
+    raw: str
+
+
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
-    """``"generator.width=32"`` → ``(("generator", "width"), 32)``; values are TOML, else strings."""
+    """``"generator.width=32"`` → ``(("generator", "width"), 32)``; values are TOML, else strings.
+
+    A field that wants a string gets the raw text back during validation, so
+    ``--set data.path=2024`` means the folder ``"2024"``.
+    """
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -302,9 +319,9 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     return path, parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[tuple[str, ...], str]:
-    """Apply ``--set`` overrides to a raw recipe in place; returns each path with its ``--set`` text."""
-    applied: dict[tuple[str, ...], str] = {}
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[tuple[str, ...], Override]:
+    """Apply ``--set`` overrides to a raw recipe in place; returns each path with its ``--set``."""
+    applied: dict[tuple[str, ...], Override] = {}
     for text in overrides:
         path, value = parse_override(text)
         node: Any = raw
@@ -318,6 +335,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[tuple
                 continue
             if not isinstance(node, dict):
                 raise GankitError(f"--set {text}: {'.'.join(path[:i])} is not a table")
+            if key not in node and path[i + 1].isdigit():
+                where = ".".join(path[: i + 1])
+                raise GankitError(
+                    f"--set {text}: {where} has no item {path[i + 1]} (the recipe has no [[{where}]] table)"
+                )
             node = node.setdefault(key, {})
         last = path[-1]
         if isinstance(node, list):
@@ -328,7 +350,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[tuple
             node[last] = value
         else:
             raise GankitError(f"--set {text}: {'.'.join(path[:-1])} is not a table")
-        applied[path] = f"--set {text}"
+        applied[path] = Override(f"--set {text}", text.partition("=")[2].strip())
     return applied
 
 
@@ -338,22 +360,28 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[tuple
 class _Collector:
     """Collects issues with their lines and ``--set`` sources."""
 
-    def __init__(self, lines: dict[tuple[Any, ...], int], overrides: dict[tuple[str, ...], str]) -> None:
+    def __init__(self, lines: dict[tuple[Any, ...], int], overrides: dict[tuple[str, ...], Override]) -> None:
         self.lines = lines
         self.overrides = overrides
         self.issues: list[RecipeIssue] = []
 
+    def raw_string(self, path: Sequence[Any]) -> str | None:
+        """The raw ``--set`` text of the value at ``path``, when an override set it."""
+        override = self.overrides.get(tuple(str(p) for p in path))
+        return override.raw if override else None
+
     def add(self, path: Sequence[Any], message: str) -> None:
         path = tuple(path)
-        source = None
-        for key, text in self.overrides.items():
-            if tuple(str(p) for p in path[: len(key)]) == key:
-                source = text
+        key_path = tuple(str(p) for p in path)
         line = None
         for n in range(len(path), 0, -1):
             line = self.lines.get(tuple(path[:n]))
             if line is not None:
                 break
+        source = None
+        for key, override in self.overrides.items():
+            if key_path[: len(key)] == key or (line is None and key[: len(key_path)] == key_path):
+                source = override.text
         dotted = ".".join(str(p) for p in path)
         self.issues.append(RecipeIssue(dotted, message, line, source))
 
@@ -399,17 +427,46 @@ def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | N
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def _with_raw_strings(
+    collector: _Collector, path: tuple[Any, ...], value: dict[str, Any], error: ValidationError
+) -> dict[str, Any] | None:
+    """``value`` with ``--set`` values put back as their raw text where a field wanted a string."""
+    changed = False
+    fixed = dict(value)
+    for item in error.errors():
+        loc = item["loc"]
+        if item["type"] != "string_type" or len(loc) != 1:
+            continue
+        raw = collector.raw_string((*path, loc[0]))
+        if raw is not None:
+            fixed[str(loc[0])] = raw
+            changed = True
+    return fixed if changed else None
+
+
+def _validate_with(
+    collector: _Collector, path: tuple[Any, ...], model: type[BaseModel], value: dict[str, Any]
+) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        retry = _with_raw_strings(collector, path, value, error)
+        if retry is not None:
+            try:
+                return model.model_validate(retry)
+            except ValidationError as second:
+                error = second
+        _pydantic_issues(collector, path, error, model)
+        return None
+
+
 def _validate_model(collector: _Collector, path: tuple[Any, ...], model: type[BaseModel], value: Any) -> Any:
     if value is None:
         value = {}
     if not isinstance(value, dict):
         collector.add(path, f"must be a table, got {_describe_input(value)}")
         return None
-    try:
-        return model.model_validate(value)
-    except ValidationError as error:
-        _pydantic_issues(collector, path, error, model)
-        return None
+    return _validate_with(collector, path, model, value)
 
 
 def _validate_part(
@@ -441,11 +498,8 @@ def _validate_part(
     except PartNotFoundError as error:
         collector.add((*path, "type"), str(error))
         return None
-    try:
-        return PartSpec(part, part.params.model_validate(params))
-    except ValidationError as error:
-        _pydantic_issues(collector, path, error, part.params)
-        return None
+    validated = _validate_with(collector, path, part.params, params)
+    return None if validated is None else PartSpec(part, validated)
 
 
 def _validate_slot(
@@ -494,7 +548,7 @@ def validate(
     source: str = "<recipe>",
     name: str = "recipe",
     text: str | None = None,
-    overrides: dict[tuple[str, ...], str] | None = None,
+    overrides: dict[tuple[str, ...], Override] | None = None,
 ) -> Recipe:
     """Validate a recipe given as plain data; raise one :class:`RecipeError` listing every problem."""
     if registry is None:

@@ -207,6 +207,14 @@ class Registry:
         versions[version] = part
         return part
 
+    def remove(self, part: Part) -> None:
+        """Take a part out of the registry (a plugin that failed half-way is removed whole)."""
+        versions = self._parts.get((part.kind, part.name), {})
+        if versions.get(part.version) is part:
+            del versions[part.version]
+        if not versions:
+            self._parts.pop((part.kind, part.name), None)
+
     def get(self, kind: str, ref: str, version: int | None = None, *, role: str | None = None) -> Part:
         """The part ``ref`` (``name`` or ``name@vN``) of ``kind``; the newest version unless pinned."""
         if kind not in KINDS:

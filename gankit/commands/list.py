@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             {"name": b.name, "provider": str(b.provider), "error": b.error} for b in broken
         ]}, indent=2))
         return 0
+    from rich.markup import escape
     from rich.table import Table
 
     from gankit.commands._console import stdout
@@ -45,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     for column in ("kind", "name", "version", "provider", "summary"):
         table.add_column(column)
     for p in parts:
-        table.add_row(p.kind, p.name, f"v{p.version}", str(p.provider), p.summary)
+        table.add_row(p.kind, escape(p.name), f"v{p.version}", escape(str(p.provider)), escape(p.summary))
     for b in broken:
-        table.add_row("[red]plugin[/]", f"[red]{b.name}[/]", "", f"[red]{b.provider}[/]",
-                      f"[red]failed to load: {b.error}[/]")
+        table.add_row("[red]plugin[/]", f"[red]{escape(b.name)}[/]", "", f"[red]{escape(str(b.provider))}[/]",
+                      f"[red]failed to load: {escape(b.error)}[/]")
     stdout().print(table)
     return 0

@@ -19,8 +19,13 @@ def run(args: argparse.Namespace) -> int:
 
     text = json.dumps(recipe_json_schema(), indent=2)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        from gankit.errors import GankitError
+
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        except OSError as error:
+            raise GankitError(f"{args.output}: cannot write the schema: {error.strerror or error}") from error
     else:
         print(text)
     return 0

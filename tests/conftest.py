@@ -1,0 +1,63 @@
+"""Shared fixtures: a fresh registry of built-in parts, and running gankit in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def builtin_registry():
+    """A new registry holding gankit's built-in parts only (the process-wide one is left alone)."""
+    from gankit.plugins import build_registry
+
+    registry, broken = build_registry(third_party=False)
+    assert broken == []
+    return registry
+
+
+RunGankit = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def run_gankit(tmp_path: Path) -> RunGankit:
+    """Run ``python -m gankit ARGS`` (or ``python -c CODE``) in a fresh interpreter.
+
+    ``env`` entries are added to (``None`` removes them from) a copy of this
+    process's environment; ``GANKIT_DISABLE_PLUGINS`` is cleared unless given. It runs in an
+    empty folder unless ``cwd`` is given, so that it imports the installed gankit.
+    """
+
+    def run(
+        args: Sequence[str] = (),
+        *,
+        code: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        cwd: str | Path | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ)
+        full_env.pop("GANKIT_DISABLE_PLUGINS", None)
+        full_env["COLUMNS"] = "250"
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+        command = [sys.executable, "-c", code] if code is not None else [sys.executable, "-m", "gankit"]
+        return subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=cwd or tmp_path,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
