@@ -85,6 +85,9 @@ class GradientPenalty:
     def penalty(self, discriminator: Callable[[Any], Tensor], real: Samples, fake: Samples) -> Tensor:
         """``mean((||grad D(x_hat)|| - target)^2)`` over random interpolates of ``real`` and ``fake``."""
         reals, fakes = _scales(real), _scales(fake)
+        if len(reals) == 1 and len(fakes) > 1:
+            reals = [_average_down(reals[0], f.shape[-1]) for f in fakes]
+            real = reals
         if len(reals) != len(fakes):
             raise ValueError(f"real has {len(reals)} scales but fake has {len(fakes)}")
         batch = reals[0].shape[0]
@@ -130,6 +133,13 @@ class R1Penalty:
 
     def __repr__(self) -> str:
         return f"R1Penalty(weight={self.weight}, every={self.every})"
+
+
+def _average_down(x: Tensor, size: int) -> Tensor:
+    """A full-resolution batch averaged down to ``size`` (how multi-scale discriminators see real images)."""
+    if x.shape[-1] == size:
+        return x
+    return torch.nn.functional.avg_pool2d(x, x.shape[-1] // size)
 
 
 def register(register: Register) -> None:
