@@ -39,6 +39,8 @@ _LAZY: dict[str, str] = {
     "sample": "gankit.training",
     "interpolate": "gankit.training",
     "GankitWarning": "gankit.errors",
+    "stylize": "gankit.style",
+    "StyleResult": "gankit.style",
     "Generator": "gankit.protocols",
     "Discriminator": "gankit.protocols",
     "Loss": "gankit.protocols",
@@ -65,6 +67,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from gankit.errors import GankitWarning
+    from gankit.style import StyleResult, stylize
     from gankit.plugins import broken_plugins, get_registry
     from gankit.protocols import (
         AdversarialLoss,

@@ -39,7 +39,10 @@ class Discriminator(Protocol):
 
 @runtime_checkable
 class Loss(Protocol):
-    """A weighted loss term. ``weight`` multiplies what it returns."""
+    """A weighted loss term: what its methods return is already multiplied by ``weight``.
+
+    (Regularizers are the exception: see :class:`Regularizer`.)
+    """
 
     weight: float
 
@@ -73,7 +76,18 @@ class Regularizer(Loss, Protocol):
 
 @runtime_checkable
 class ImageLoss(Loss, Protocol):
-    """A loss of an image against targets set once (content, Gram style, total variation)."""
+    """A loss of an image against targets set once (content, Gram style, total variation).
+
+    ``layers`` names the encoder layers it reads (the loop runs the encoder
+    once for the union of every loss's layers); ``target_image`` says which
+    image its targets come from (``"content"``, ``"style"`` or ``None``);
+    ``set_target`` caches the targets from that image's features.
+    """
+
+    layers: Any
+    target_image: str | None
+
+    def set_target(self, features: dict[str, Tensor]) -> None: ...
 
     def __call__(self, image: Tensor, features: dict[str, Tensor]) -> Tensor: ...
 

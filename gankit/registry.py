@@ -43,6 +43,16 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(value: str) -> str:
+    """Validate a device name in settings: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if not _DEVICE_RE.match(value):
+        raise ValueError("device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return value
+
+
 class NoParams(Params):
     """The parameters of a part that takes none."""
 

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from gankit.recipe import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
-from gankit.registry import Params
+from gankit.registry import Params, check_device
 from gankit.style.schema import STYLE
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def check_device(value: str) -> str:
-    """Validate a device name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
-    if not _DEVICE_RE.match(value):
-        raise ValueError("device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    return value
 
 
 class GanRunSettings(Params):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -67,7 +67,7 @@ def sample(generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | Non
     """``n`` samples from a generator (or a :class:`LoadedGenerator`) with seeded latents."""
     module = _module(generator)
     device = next(module.parameters()).device
-    latent_dim = int(module.latent_dim)
+    latent_dim = int(cast(int, module.latent_dim))
     if latents is None:
         latents = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
     was_training = module.training
@@ -90,7 +90,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0) -> Any:
     """``rows`` strips of ``steps`` samples each, walking the latent space between two random points."""
     module = _module(generator)
-    latent_dim = int(module.latent_dim)
+    latent_dim = int(cast(int, module.latent_dim))
     rng = torch.Generator().manual_seed(seed)
     start = torch.randn(rows, 1, latent_dim, generator=rng)
     end = torch.randn(rows, 1, latent_dim, generator=rng)
