@@ -29,6 +29,7 @@ test-only:
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	@for p in plugins/*/; do (cd $$p && ../../$(BIN)/mypy) || exit 1; done
 
 bench: setup
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only --benchmark-enable -p no:randomly

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from gankit.errors import GankitError, PartNotFoundError, RegistrationError, TrainingError
-from gankit.hookspecs import hookimpl
+from gankit.hookspecs import Register, hookimpl
 
 __version__ = "0.1.0"
 
@@ -61,13 +61,13 @@ __all__ = [
     "RegistrationError",
     "TrainingError",
     "__version__",
+    "Register",
     "hookimpl",
     *_LAZY,
 ]
 
 if TYPE_CHECKING:
     from gankit.errors import GankitWarning
-    from gankit.style import StyleResult, stylize
     from gankit.plugins import broken_plugins, get_registry
     from gankit.protocols import (
         AdversarialLoss,
@@ -85,6 +85,7 @@ if TYPE_CHECKING:
     )
     from gankit.recipe import PartSpec, Recipe, RecipeError, RecipeIssue, load_recipe, loads_recipe, recipe_from_dict
     from gankit.registry import KINDS, NoParams, Params, Part, Provider, Registry
+    from gankit.style import StyleResult, stylize
     from gankit.training import Trainer, TrainResult, interpolate, load_generator, resume, sample, train
 
 

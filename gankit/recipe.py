@@ -175,6 +175,7 @@ class Recipe:
     source: str = "<recipe>"
     name: str = "recipe"
     raw: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, slot: str) -> Any:
         return self.slots[slot]
@@ -364,6 +365,8 @@ class _Collector:
         self.lines = lines
         self.overrides = overrides
         self.issues: list[RecipeIssue] = []
+        self.notes: list[str] = []
+        self.upgrade_versions = False
 
     def raw_string(self, path: Sequence[Any]) -> str | None:
         """The raw ``--set`` text of the value at ``path``, when an override set it."""
@@ -493,11 +496,15 @@ def _validate_part(
         collector.add((*path, "type"), f"must be a string naming a {kind}, got {_describe_input(ref)}")
         return None
     try:
-        parse_ref(ref)
+        name, version = parse_ref(ref)
         part = registry.get(kind, ref, role=role)
     except PartNotFoundError as error:
-        collector.add((*path, "type"), str(error))
-        return None
+        if not (collector.upgrade_versions and version is not None and name in registry.names(kind, role=role)):
+            collector.add((*path, "type"), str(error))
+            return None
+        part = registry.get(kind, name, role=role)
+        where = ".".join(str(p) for p in path)
+        collector.notes.append(f"{where}: {kind} {name!r} v{version} is not installed; using {part.ref}")
     validated = _validate_with(collector, path, part.params, params)
     return None if validated is None else PartSpec(part, validated)
 
@@ -549,13 +556,20 @@ def validate(
     name: str = "recipe",
     text: str | None = None,
     overrides: dict[tuple[str, ...], Override] | None = None,
+    upgrade_versions: bool = False,
 ) -> Recipe:
-    """Validate a recipe given as plain data; raise one :class:`RecipeError` listing every problem."""
+    """Validate a recipe given as plain data; raise one :class:`RecipeError` listing every problem.
+
+    With ``upgrade_versions`` (used when loading checkpoints), a pinned part
+    version that is no longer installed is replaced by the newest one, and
+    :attr:`Recipe.notes` says so.
+    """
     if registry is None:
         from gankit.plugins import get_registry
 
         registry = get_registry()
     collector = _Collector(locate_lines(text) if text else {}, overrides or {})
+    collector.upgrade_versions = upgrade_versions
     raw = dict(raw)
     tasks = _tasks()
     task = raw.pop("task", "gan")
@@ -584,7 +598,8 @@ def validate(
         slots[slot_name] = _validate_slot(collector, registry, slot_name, slot, value)
     if collector.issues:
         raise RecipeError(source, collector.issues)
-    return Recipe(task=task, slots=slots, source=source, name=name, raw=dict(raw, task=task))
+    return Recipe(task=task, slots=slots, source=source, name=name, raw=dict(raw, task=task),
+                  notes=collector.notes)
 
 
 def _toml_syntax_error(source: str, error: tomllib.TOMLDecodeError) -> RecipeError:
@@ -650,14 +665,16 @@ def loads_recipe(
     registry: Registry | None = None,
     source: str = "<recipe>",
     name: str = "recipe",
+    upgrade_versions: bool = False,
 ) -> Recipe:
-    """Parse, override and validate recipe text."""
+    """Parse, override and validate recipe text (see :func:`validate`)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _toml_syntax_error(source, error) from None
     applied = apply_overrides(raw, overrides)
-    return validate(raw, registry=registry, source=source, name=name, text=text, overrides=applied)
+    return validate(raw, registry=registry, source=source, name=name, text=text, overrides=applied,
+                    upgrade_versions=upgrade_versions)
 
 
 def recipe_from_dict(

@@ -19,19 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from gankit.errors import PartNotFoundError, RegistrationError
+from gankit.kinds import KINDS
 
-#: Every kind of part. Adding a kind is adding a name here.
-KINDS: tuple[str, ...] = (
-    "generator",
-    "discriminator",
-    "loss",
-    "schedule",
-    "balance",
-    "trick",
-    "data",
-    "metric",
-    "encoder",
-)
+__all__ = ["KINDS", "NoParams", "Params", "Part", "PartNotFoundError", "Provider", "RegistrationError", "Registry"]
 
 BUILTIN_NAMESPACE = ""
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*(?:\.[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*)?$")

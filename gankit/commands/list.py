@@ -12,7 +12,7 @@ ORDER = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gankit.registry import KINDS
+    from gankit.kinds import KINDS
 
     parser.add_argument("--kind", choices=KINDS, help="only parts of this kind")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

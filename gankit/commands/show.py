@@ -11,7 +11,7 @@ ORDER = 11
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gankit.registry import KINDS
+    from gankit.kinds import KINDS
 
     parser.add_argument("name", help="part name, optionally name@vN")
     parser.add_argument("--kind", choices=KINDS, help="the kind, when several kinds share the name")

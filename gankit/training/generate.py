@@ -11,7 +11,7 @@ from torch import nn
 
 from gankit.checkpoint import load_checkpoint, resolve_checkpoint
 from gankit.errors import GankitError
-from gankit.recipe import Recipe, loads_recipe
+from gankit.recipe import Recipe
 
 
 @dataclass
@@ -33,15 +33,11 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
 
     With ``ema`` (the default) the moving-average weights are used when the run had the ``ema`` trick.
     """
-    from gankit.training.trainer import warn_part_versions
+    from gankit.training.trainer import recipe_from_checkpoint
 
     file = resolve_checkpoint(path)
     ckpt = load_checkpoint(file)
-    text = ckpt.state.get("recipe")
-    if not text:
-        raise GankitError(f"{file}: checkpoint carries no recipe, cannot rebuild the generator")
-    recipe = loads_recipe(text, source=f"{file} (recipe)", name=ckpt.state.get("recipe_name", "recipe"))
-    warn_part_versions(ckpt.state.get("part_versions", {}), recipe, str(file))
+    recipe = recipe_from_checkpoint(ckpt.state, str(file))
     data = recipe["data"].build(seed=recipe.run.seed)
     generator: nn.Module = recipe["generator"].build(shape=tuple(data.shape))
     weights = ckpt.group("generator")

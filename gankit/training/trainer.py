@@ -745,22 +745,43 @@ def _is_collective_failure(error: BaseException) -> bool:
     return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout", "peer"))
 
 
-def _recipe_from_checkpoint(ckpt_state: dict[str, Any], source: str) -> Recipe:
+def recipe_from_checkpoint(ckpt_state: dict[str, Any], source: str) -> Recipe:
+    """The recipe a checkpoint was trained with, rebuilt from the installed parts.
+
+    The recipe pins every part's version; a version no longer installed is
+    replaced by the newest one. Either way, a part whose version or provider
+    differs from the one the checkpoint records is warned about.
+    """
     text = ckpt_state.get("recipe")
     if not text:
-        raise GankitError(f"{source}: checkpoint carries no recipe")
-    return loads_recipe(text, source=f"{source} (recipe)", name=ckpt_state.get("recipe_name", "recipe"))
+        raise GankitError(f"{source}: checkpoint carries no recipe, cannot rebuild its networks")
+    recipe = loads_recipe(text, source=f"{source} (recipe)", name=ckpt_state.get("recipe_name", "recipe"),
+                          upgrade_versions=True)
+    warn_part_versions(ckpt_state.get("part_versions", {}), recipe, source)
+    return recipe
+
+
+def _part_identity(text: str) -> tuple[str, str]:
+    """``"dcgan@v1 (gankit 0.1.0)"`` → ``("dcgan@v1", "gankit")``: the part version and its provider's name."""
+    ref, _, provider = text.partition(" (")
+    return ref, provider.rstrip(")").rsplit(" ", 1)[0]
 
 
 def warn_part_versions(recorded: dict[str, str], recipe: Recipe, source: str) -> None:
-    """Warn when parts were trained with other versions (or providers) than the installed ones."""
+    """Warn when parts are loaded in another version, or from another provider, than they were trained with.
+
+    A new release of the same provider with the same part version is not warned about.
+    """
     import warnings
+
+    from gankit.errors import GankitWarning
 
     current = recipe.part_versions()
     for slot, was in recorded.items():
         now = current.get(slot)
-        if now is not None and now != was:
-            warnings.warn(f"{source}: {slot} was trained with {was}, now loading {now}", stacklevel=3)
+        if now is not None and _part_identity(now) != _part_identity(was):
+            warnings.warn(f"{source}: {slot} was trained with {was}, now loading {now}", GankitWarning,
+                          stacklevel=3)
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False,
@@ -771,8 +792,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False
         raise GankitError(f"--resume {run_dir}: no such run folder")
     path = latest_checkpoint(run_dir)
     ckpt = load_checkpoint(path)
-    recipe = _recipe_from_checkpoint(ckpt.state, str(path))
-    warn_part_versions(ckpt.state.get("part_versions", {}), recipe, str(path))
+    recipe = recipe_from_checkpoint(ckpt.state, str(path))
     trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream)
     try:
         trainer.load_state(ckpt)
