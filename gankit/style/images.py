@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.errors import GankitError
-from gankit.style.files import write_bytes_atomic
+from gankit.files import write_bytes_atomic
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

@@ -37,9 +37,9 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
+from gankit.files import atomic_writer, write_bytes_atomic
 from gankit.progress import Progress
 from gankit.registry import did_you_mean
-from gankit.style.files import atomic_writer, write_bytes_atomic
 from gankit.style.vgg import ARCHS, architecture
 
 #: Where torchvision publishes its weights.

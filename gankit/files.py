@@ -1,4 +1,10 @@
-"""Writing files atomically: readers see the old file or the whole new one, never a part."""
+"""Writing files atomically: readers see the old file or the whole new one, never a part.
+
+Every file gankit writes (checkpoints, exported generators, samples, reports,
+downloaded weights, stylised images) goes through here: a temporary file beside
+the target, flushed and fsynced, renamed over it, and the folder fsynced, so a
+crash, Ctrl-C or a full disk never leaves a half-written file behind.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,36 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for writing; on success it replaces ``path``, on error it is removed.
 
-    Parent folders are created. The data is flushed to disk before the rename.
+    Parent folders are created; the file gets the usual permissions (0666 less the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -29,6 +55,7 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+    _fsync_dir(path.parent)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
