@@ -56,6 +56,9 @@ class OptimizerSettings(Params):
     weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
     eps: float = Field(1e-8, gt=0, description="Adam's epsilon.")
     momentum: float = Field(0.0, ge=0, lt=1, description="Momentum for sgd and rmsprop.")
+    fused: bool = Field(
+        False, description="Use the fused Adam/AdamW kernel: faster (CPU and CUDA), rounds slightly differently."
+    )
 
     @field_validator("betas")
     @classmethod

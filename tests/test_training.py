@@ -324,3 +324,13 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     assert [s for s, _ in list_checkpoints(trainer.run_dir)] == [4]
     good = load_checkpoint(latest_checkpoint(trainer.run_dir))
     assert all(torch.isfinite(t.float()).all() for k, t in good.tensors.items() if k.startswith("generator/"))
+
+
+def test_fused_adam_option_trains_deterministically(tmp_path: Path) -> None:
+    overrides = ("optim.generator.fused=true", "optim.discriminator.fused=true")
+    a = Trainer(recipe(RING, *overrides), tmp_path / "a", quiet=True)
+    a.fit()
+    b = Trainer(recipe(RING, *overrides), tmp_path / "b", quiet=True)
+    b.fit()
+    assert a.opt_g.defaults["fused"] is True
+    assert_same(state_of(a.generator_module), state_of(b.generator_module))

@@ -34,6 +34,10 @@ class EmaTrick:
         self.average: nn.Module | None = None
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._averaged: list[torch.Tensor] = []
+        self._current: list[torch.Tensor] = []
+        self._averaged_buffers: list[torch.Tensor] = []
+        self._current_buffers: list[torch.Tensor] = []
 
     def setup(self, trainer: Any) -> None:
         """Make the averaged copy of the trainer's generator."""
@@ -41,6 +45,11 @@ class EmaTrick:
         self.average = copy.deepcopy(source).eval().requires_grad_(False)
         self._pairs = list(zip(self.average.parameters(), source.parameters(), strict=True))
         self._buffers = list(zip(self.average.buffers(), source.buffers(), strict=True))
+        # the tensor lists each update passes to the foreach kernels, made once
+        self._averaged = [a for a, _ in self._pairs]
+        self._current = [c for _, c in self._pairs]
+        self._averaged_buffers = [a for a, _ in self._buffers]
+        self._current_buffers = [c for _, c in self._buffers]
 
     @torch.no_grad()
     def after_generator_step(self, trainer: Any, step: int) -> None:
@@ -48,14 +57,11 @@ class EmaTrick:
         if step % self.params.every:
             return
         if step < self.params.start:
-            for a, c in self._pairs:
-                a.copy_(c)
+            torch._foreach_copy_(self._averaged, self._current)
         else:
-            averaged = [a for a, _ in self._pairs]
-            current = [c for _, c in self._pairs]
-            torch._foreach_lerp_(averaged, current, 1.0 - self.params.decay)
-        for a, c in self._buffers:
-            a.copy_(c)
+            torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.params.decay)
+        if self._averaged_buffers:
+            torch._foreach_copy_(self._averaged_buffers, self._current_buffers)
 
     def sampling_generator(self, trainer: Any) -> nn.Module | None:
         """The averaged generator, for samples and exports."""

@@ -79,12 +79,13 @@ def resolve_device(name: str) -> torch.device:
 def build_optimizer(settings: Any, params: Any) -> torch.optim.Optimizer:
     """A torch optimiser from ``[optim.*]`` settings."""
     name = settings.name
+    fused = settings.fused or None
     if name == "adam":
         return torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, eps=settings.eps,
-                                weight_decay=settings.weight_decay)
+                                weight_decay=settings.weight_decay, fused=fused)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, eps=settings.eps,
-                                 weight_decay=settings.weight_decay)
+                                 weight_decay=settings.weight_decay, fused=fused)
     if name == "sgd":
         return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
                                weight_decay=settings.weight_decay)
@@ -92,22 +93,39 @@ def build_optimizer(settings: Any, params: Any) -> torch.optim.Optimizer:
                                weight_decay=settings.weight_decay)
 
 
-@contextlib.contextmanager
-def frozen(module: nn.Module, buffers: list[torch.Tensor] | None = None) -> Iterator[None]:
-    """Run ``module`` without training it: no parameter gradients, every buffer restored on exit."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    buffers = list(module.buffers()) if buffers is None else buffers
-    saved = [b.clone() for b in buffers]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+class Freezer:
+    """Runs a module without training it: no parameter gradients, every buffer restored afterwards.
+
+    The lists of parameters and buffers, and the space for the buffers' copies,
+    are made once, so freezing costs no allocation per step.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.params = list(module.parameters())
+        self.buffers = list(module.buffers())
+        self.saved = [b.detach().clone() for b in self.buffers]
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        trainable = [p for p in self.params if p.requires_grad]
         with torch.no_grad():
-            for b, s in zip(buffers, saved, strict=True):
-                b.copy_(s)
+            for s, b in zip(self.saved, self.buffers, strict=True):
+                s.copy_(b)
+        for p in trainable:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in trainable:
+                p.requires_grad_(True)
+            with torch.no_grad():
+                for b, s in zip(self.buffers, self.saved, strict=True):
+                    b.copy_(s)
+
+
+def frozen(module: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Run ``module`` without training it: no parameter gradients, every buffer restored on exit."""
+    return Freezer(module)()
 
 
 @dataclass
@@ -198,7 +216,7 @@ class Trainer:
             torch.manual_seed(s.seed + 1000 * rank)
         fixed_rng = torch.Generator().manual_seed(s.seed + 3)
         self.fixed_latents = torch.randn(s.samples, self.latent_dim, generator=fixed_rng).to(self.device)
-        self._d_buffers = list(self.discriminator_module.buffers())
+        self.freeze_discriminator = Freezer(self.discriminator_module)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[s.precision]
         if s.precision == "fp16" and self.device.type != "cuda":
             raise GankitError("run.precision = 'fp16' needs CUDA; use 'bf16' on a CPU")
@@ -245,7 +263,6 @@ class Trainer:
         self._g_sum = zero.clone()
         self._d_count = 0
         self._g_count = 0
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
 
     # ------------------------------------------------------------------ batches
 
@@ -307,7 +324,7 @@ class Trainer:
         """The discriminator's loss on fresh batches, without training it (for policies that skip it)."""
         real = self.real_batch()
         fake = self._generate_detached()
-        with torch.no_grad(), frozen(self.discriminator_module, self._d_buffers):
+        with torch.no_grad(), self.freeze_discriminator():
             real_in = self.hooks.transform("discriminator_input", self, real)
             fake_in = self.hooks.transform("discriminator_input", self, fake)
             with self._autocast():
@@ -319,7 +336,7 @@ class Trainer:
     def generator_step(self) -> torch.Tensor:
         """Phase 2: train the generator to make the frozen discriminator say 1."""
         self.opt_g.zero_grad(set_to_none=True)
-        with frozen(self.discriminator_module, self._d_buffers):
+        with self.freeze_discriminator():
             with self._autocast():
                 fake = self.generator(self.latents(self.settings.batch_size))
             fake_in = self.hooks.transform("discriminator_input", self, fake)
@@ -344,8 +361,10 @@ class Trainer:
             decision = self._agree(decision)
         self.hooks.call("before_step", self, step)
         self._set_learning_rates(step)
-        self.generator.train()
-        self.discriminator.train()
+        if not self.generator_module.training:
+            self.generator.train()
+        if not self.discriminator_module.training:
+            self.discriminator.train()
         d_loss: torch.Tensor | None = None
         for _ in range(decision.d_steps):
             d_loss = self.discriminator_step()
@@ -362,11 +381,9 @@ class Trainer:
         if d_loss is not None:
             self._d_sum += d_loss
             self._d_count += 1
-            self._nonfinite |= ~torch.isfinite(d_loss)
         if g_loss is not None:
             self._g_sum += g_loss
             self._g_count += 1
-            self._nonfinite |= ~torch.isfinite(g_loss)
         if self.balance.needs_losses:
             d_value, g_value = self._shared_losses(d_loss, g_loss)
             self.balance.observe(step, d_value, g_value)
@@ -388,13 +405,11 @@ class Trainer:
         self, d_loss: torch.Tensor | None, g_loss: torch.Tensor | None
     ) -> tuple[float | None, float | None]:
         """This step's losses as floats, averaged over every process when distributed."""
-        if not self.dist.enabled:
-            return (None if d_loss is None else float(d_loss), None if g_loss is None else float(g_loss))
-        values = torch.stack([
-            torch.nan_to_num(x.float(), nan=math.inf) if x is not None else torch.zeros((), device=self.device)
-            for x in (d_loss, g_loss)
-        ])
-        averaged = distributed.all_reduce(values, "avg").tolist()
+        zero = torch.zeros((), device=self.device)
+        values = torch.stack([zero if x is None else x.float() for x in (d_loss, g_loss)])
+        if self.dist.enabled:
+            values = distributed.all_reduce(torch.nan_to_num(values, nan=math.inf), "avg")
+        averaged = values.tolist()
         return (None if d_loss is None else averaged[0], None if g_loss is None else averaged[1])
 
     # ------------------------------------------------------------------ state
@@ -589,7 +604,7 @@ class Trainer:
         return path
 
     def _check_finite(self) -> None:
-        flag = self._nonfinite
+        flag = ~(torch.isfinite(self._d_sum) & torch.isfinite(self._g_sum))
         if self.dist.enabled:
             flag = distributed.all_reduce(flag.float(), "max")
         if bool(flag):
