@@ -58,7 +58,7 @@ class MsgDiscriminatorParams(NetworkWidthParams):
     minibatch_std: bool = Field(
         default=True, description="append the minibatch standard deviation as a channel before the last block"
     )
-    minibatch_group: int = Field(
+    minibatch_std_group: int = Field(
         default=4, ge=1, description="samples per minibatch-stddev group (shrinks to a divisor of the batch size)"
     )
 
@@ -167,7 +167,7 @@ class MsgDiscriminator(nn.Module):
             blocks.append(DiscriminatorBlock(in_channels, widths[level + 1], widths[level], equalized=eq))
         self.combine = nn.ModuleList(combine)
         self.blocks = nn.ModuleList(blocks)
-        group = params.minibatch_group if params.minibatch_std else None
+        group = params.minibatch_std_group if params.minibatch_std else None
         self.head = DiscriminatorHead(combine[0].out_channels, widths[0], minibatch_group=group, equalized=eq)
 
     def scales(self, x: Tensor | Sequence[Tensor]) -> list[Tensor]:

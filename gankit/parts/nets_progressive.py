@@ -71,7 +71,7 @@ class ProgressiveDiscriminatorParams(NetworkWidthParams):
     minibatch_std: bool = Field(
         default=True, description="append the minibatch standard deviation as a channel before the last block"
     )
-    minibatch_group: int = Field(
+    minibatch_std_group: int = Field(
         default=4, ge=1, description="samples per minibatch-stddev group (shrinks to a divisor of the batch size)"
     )
 
@@ -141,7 +141,7 @@ class ProgressiveDiscriminator(GrowingNetwork):
         self.blocks = nn.ModuleList(
             DiscriminatorBlock(widths[i + 1], widths[i + 1], widths[i], equalized=eq) for i in range(self.levels)
         )
-        group = params.minibatch_group if params.minibatch_std else None
+        group = params.minibatch_std_group if params.minibatch_std else None
         self.head = DiscriminatorHead(widths[0], widths[0], minibatch_group=group, equalized=eq)
 
     def forward(self, x: Tensor) -> Tensor:

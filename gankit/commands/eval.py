@@ -1,0 +1,100 @@
+"""``gankit eval``: score a trained generator with a metric and print the result as JSON."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+NAME = "eval"
+HELP = "score a run or checkpoint with a metric (modes, stacked-digits, fid, kid, ...) and print JSON"
+DESCRIPTION = (
+    "Load the generator of a run folder, checkpoint or exported generator.safetensors (its moving average when "
+    "the run had one), build the run's data source from its recipe, compute a metric and print its numbers as "
+    "one JSON object on standard output. The metric starts from the parameters the run's recipe gave it under "
+    "[[metrics]] (if any); --set and -n change them."
+)
+ORDER = 3
+
+#: Metric parameters that ``-n`` sets, in order of preference.
+SAMPLE_COUNT_PARAMS = ("samples", "n_fake")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="run folder, checkpoint, or exported generator.safetensors")
+    parser.add_argument("--metric", "-m", required=True, metavar="NAME", help="metric to compute (gankit list metric)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a parameter of the metric, e.g. --set threshold=2 (repeatable)")
+    parser.add_argument("-n", type=int, metavar="N", help="number of generated samples (the metric's samples / n_fake)")
+    parser.add_argument("--seed", type=int, help="seed of the metric's latent batch (default: the run's seed)")
+    parser.add_argument("--best", action="store_true",
+                        help="use the run's checkpoints/best.safetensors (kept by run.best_metric)")
+    parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not its moving average")
+    parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
+    parser.add_argument("--indent", type=int, default=None, metavar="N", help="indent the JSON by N spaces")
+
+
+def metric_params(recipe: Any, name: str, overrides: list[str], n: int | None) -> tuple[Any, dict[str, Any]]:
+    """The metric part ``name`` and its parameters: the recipe's ``[[metrics]]`` entry, then ``--set``, then ``-n``."""
+    from gankit.errors import GankitError
+    from gankit.plugins import get_registry
+    from gankit.recipe import parse_override
+    from gankit.registry import parse_ref
+
+    part = get_registry().get("metric", name)
+    params: dict[str, Any] = {}
+    base = parse_ref(name)[0]
+    for spec in recipe.get("metrics") or []:
+        if spec.name == base:
+            params = spec.params.model_dump(exclude_none=True)
+            break
+    fields = part.params.model_fields
+    for text in overrides:
+        path, value = parse_override(text)
+        key = ".".join(path)
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "(none)"
+            raise GankitError(f"--set {text}: metric {part.name!r} has no parameter {key!r}; it takes: {known}")
+        params[key] = value
+    if n is not None:
+        if n <= 0:
+            raise GankitError(f"-n {n}: must be a positive number of samples")
+        count = next((k for k in SAMPLE_COUNT_PARAMS if k in fields), None)
+        if count is None:
+            raise GankitError(f"-n: metric {part.name!r} has no sample count to set")
+        params[count] = n
+    try:
+        validated = part.validate(params)
+    except Exception as error:  # pydantic's ValidationError, reported as a user mistake
+        from pydantic import ValidationError
+
+        if isinstance(error, ValidationError):
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+            raise GankitError(f"metric {part.name!r}: {problems}") from error
+        raise
+    return part, validated.model_dump()
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import math
+    from pathlib import Path
+
+    from gankit.errors import GankitError
+    from gankit.training import load_generator
+
+    source = Path(args.source)
+    if args.best:
+        best = source / "checkpoints" / "best.safetensors"
+        if not best.is_file():
+            raise GankitError(f"--best: {best} does not exist (the run needs run.best_metric and [[metrics]])")
+        source = best
+    loaded = load_generator(source, device=args.device, ema=not args.no_ema)
+    part, params = metric_params(loaded.recipe, args.metric, list(args.overrides), args.n)
+    metric = part.build(params)
+    data = loaded.recipe["data"].build(seed=loaded.recipe.run.seed)
+    seed = args.seed if args.seed is not None else int(loaded.recipe.run.seed)
+    results = metric(loaded.generator, data, device=args.device, seed=seed)
+    clean = {k: (v if isinstance(v, float) and math.isfinite(v) else None if isinstance(v, float) else v)
+             for k, v in results.items()}
+    print(json.dumps(clean, indent=args.indent))
+    return 0
