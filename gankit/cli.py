@@ -12,6 +12,7 @@ Exit codes:
 1     a user mistake: bad recipe, missing file, unknown part (message, no traceback)
 2     bad command-line usage (argparse)
 3     training stopped: a loss became NaN or infinite (the last good checkpoint stays)
+4     distributed training: another process died or stopped answering
 130   interrupted with Ctrl-C (training writes a checkpoint first)
 ====  =====================================================================
 """
@@ -30,6 +31,7 @@ EXIT_CODES = {
     1: "a user mistake (bad recipe, missing file, unknown part)",
     2: "bad command-line usage",
     3: "training stopped on a non-finite loss (the last good checkpoint stays)",
+    4: "distributed training: another process died or stopped answering",
     130: "interrupted (Ctrl-C)",
 }
 
