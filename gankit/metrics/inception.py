@@ -18,7 +18,8 @@ when present. Inputs are images in [-1, 1] (the convention of the original
 TensorFlow weights): grayscale is repeated to three channels and every image
 is resized bilinearly to ``input_size`` (299 by default).
 
-Convert a file once, e.g. ``safetensors.torch.save_file(torch.load("pt_inception.pth"), "inception.safetensors")``.
+Convert a file once, e.g.
+``safetensors.torch.save_file(torch.load("pt_inception.pth", weights_only=True), "inception.safetensors")``.
 """
 
 from __future__ import annotations
@@ -276,7 +277,7 @@ def load_inception(path: str | Path, *, variant: Variant = "fid", input_size: in
     if file.suffix != ".safetensors":
         raise GankitError(
             f"{file}: Inception weights must be a .safetensors file (gankit loads no pickle); convert a .pth with "
-            "safetensors.torch.save_file(torch.load(path), 'inception.safetensors')"
+            "safetensors.torch.save_file(torch.load(path, weights_only=True), 'inception.safetensors')"
         )
     if not file.is_file():
         raise GankitError(f"{file}: no such Inception weights file")
