@@ -255,6 +255,23 @@ class ToImage(nn.Module):
         """Features ``(N, C, S, S)`` → image ``(N, image_channels, S, S)``."""
         return torch.tanh(self.conv(x))
 
+def generator_layers(
+    latent_dim: int, channels: int, levels: int, *, width: int, max_width: int, pixel_norm: bool, equalized: bool
+) -> tuple[GeneratorStem, nn.ModuleList, nn.ModuleList]:
+    """The layers of a generator that can emit an image at every scale from 4x4 up ``levels`` doublings.
+
+    Returns the 4x4 stem, the doubling blocks, and one to-image layer per
+    resolution; the progressive and MSG generators share this stack and differ
+    only in which outputs they use.
+    """
+    widths = [channels_at(level, levels, width, max_width) for level in range(levels + 1)]
+    stem = GeneratorStem(latent_dim, widths[0], pixel_norm=pixel_norm, equalized=equalized)
+    blocks = nn.ModuleList(
+        GeneratorBlock(widths[i], widths[i + 1], pixel_norm=pixel_norm, equalized=equalized) for i in range(levels)
+    )
+    to_image = nn.ModuleList(ToImage(w, channels, equalized=equalized) for w in widths)
+    return stem, blocks, to_image
+
 
 class FromImage(nn.Module):
     """An image → features: a 1x1 convolution then LeakyReLU."""

@@ -30,10 +30,8 @@ from gankit.nn.progressive import (
     DiscriminatorHead,
     EqualizedConv2d,
     FromImage,
-    GeneratorBlock,
-    GeneratorStem,
-    ToImage,
     channels_at,
+    generator_layers,
     levels_between,
     pyramid,
 )
@@ -82,13 +80,10 @@ class MsgGenerator(nn.Module):
         self.resolution = resolution
         self.levels = levels_between(resolution)
         self.latent_dim = params.latent_dim
-        eq, pn = params.equalized_lr, params.pixel_norm
-        widths = [channels_at(level, self.levels, params.width, params.max_width) for level in range(self.levels + 1)]
-        self.stem = GeneratorStem(params.latent_dim, widths[0], pixel_norm=pn, equalized=eq)
-        self.blocks = nn.ModuleList(
-            GeneratorBlock(widths[i], widths[i + 1], pixel_norm=pn, equalized=eq) for i in range(self.levels)
+        self.stem, self.blocks, self.to_image = generator_layers(
+            params.latent_dim, channels, self.levels, width=params.width, max_width=params.max_width,
+            pixel_norm=params.pixel_norm, equalized=params.equalized_lr,
         )
-        self.to_image = nn.ModuleList(ToImage(w, channels, equalized=eq) for w in widths)
 
     def forward(self, z: Tensor) -> list[Tensor]:
         """Latents ``(N, latent_dim)`` → images ``[(N, C, 4, 4), (N, C, 8, 8), ..., (N, C, S, S)]`` in [-1, 1]."""

@@ -24,13 +24,11 @@ from gankit.nn.progressive import (
     DiscriminatorBlock,
     DiscriminatorHead,
     FromImage,
-    GeneratorBlock,
-    GeneratorStem,
     GrowingNetwork,
-    ToImage,
     channels_at,
     downsample2,
     fade,
+    generator_layers,
     upsample2,
 )
 from gankit.registry import Params
@@ -95,13 +93,10 @@ class ProgressiveGenerator(GrowingNetwork):
         super().__init__(resolution)
         self.shape = (channels, resolution, resolution)
         self.latent_dim = params.latent_dim
-        eq, pn = params.equalized_lr, params.pixel_norm
-        widths = [channels_at(level, self.levels, params.width, params.max_width) for level in range(self.levels + 1)]
-        self.stem = GeneratorStem(params.latent_dim, widths[0], pixel_norm=pn, equalized=eq)
-        self.blocks = nn.ModuleList(
-            GeneratorBlock(widths[i], widths[i + 1], pixel_norm=pn, equalized=eq) for i in range(self.levels)
+        self.stem, self.blocks, self.to_image = generator_layers(
+            params.latent_dim, channels, self.levels, width=params.width, max_width=params.max_width,
+            pixel_norm=params.pixel_norm, equalized=params.equalized_lr,
         )
-        self.to_image = nn.ModuleList(ToImage(w, channels, equalized=eq) for w in widths)
 
     def forward(self, z: Tensor) -> Tensor:
         """Latents ``(N, latent_dim)`` → images ``(N, C, r, r)`` in [-1, 1] at the current resolution ``r``."""
