@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations, parametrize
 
 from gankit.errors import GankitError
+from gankit.registry import Params
 
 #: Hidden-layer nonlinearities a network part may choose by name.
 ActivationName = Literal["relu", "leaky-relu"]
@@ -100,6 +102,19 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
         if not parametrize.is_parametrized(layer, "weight"):
             parametrizations.spectral_norm(layer)
     return module
+
+
+class MinibatchStdParams(Params):
+    """The minibatch-standard-deviation options a discriminator's parameters share."""
+
+    minibatch_std: bool = Field(
+        default=False,
+        description="append the minibatch standard deviation before the output layer (Karras et al. 2018): "
+        "lets the discriminator see a collapsed batch",
+    )
+    minibatch_std_group: int = Field(
+        default=4, ge=1, description="samples per minibatch-std group (the largest divisor of the batch up to it)"
+    )
 
 
 class MinibatchStd(nn.Module):

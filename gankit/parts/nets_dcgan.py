@@ -13,6 +13,7 @@ from gankit.nn.layers import (
     LEAKY_SLOPE,
     InitName,
     MinibatchStd,
+    MinibatchStdParams,
     apply_spectral_norm,
     init_weights,
     square_power_of_two,
@@ -54,7 +55,7 @@ class DCGANGeneratorParams(_WidthParams):
     norm: Literal["batch", "none"] = Field(default="batch", description="normalisation after each block")
 
 
-class DCGANDiscriminatorParams(_WidthParams):
+class DCGANDiscriminatorParams(MinibatchStdParams, _WidthParams):
     """Parameters of the ``dcgan`` discriminator."""
 
     downsample: Literal["stride", "pool"] = Field(
@@ -67,14 +68,6 @@ class DCGANDiscriminatorParams(_WidthParams):
         "gradient penalties",
     )
     spectral_norm: bool = Field(default=False, description="spectral normalisation on every convolution")
-    minibatch_std: bool = Field(
-        default=False,
-        description="append the minibatch standard deviation as an extra 4x4 channel before the last convolution "
-        "(Karras et al. 2018): lets the discriminator see a collapsed batch",
-    )
-    minibatch_std_group: int = Field(
-        default=4, ge=1, description="samples per minibatch-std group (the largest divisor of the batch up to it)"
-    )
 
 
 def _block_widths(blocks: int, width: int, max_width: int) -> list[int]:

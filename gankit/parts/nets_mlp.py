@@ -10,7 +10,14 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.hookspecs import Register
-from gankit.nn.layers import ActivationName, MinibatchStd, activation, apply_spectral_norm, sample_shape
+from gankit.nn.layers import (
+    ActivationName,
+    MinibatchStd,
+    MinibatchStdParams,
+    activation,
+    apply_spectral_norm,
+    sample_shape,
+)
 from gankit.registry import Params
 
 
@@ -31,7 +38,7 @@ class MLPGeneratorParams(Params):
     )
 
 
-class MLPDiscriminatorParams(Params):
+class MLPDiscriminatorParams(MinibatchStdParams):
     """Parameters of the ``mlp`` discriminator."""
 
     width: int = Field(default=128, ge=1, description="units in each hidden layer")
@@ -41,14 +48,6 @@ class MLPDiscriminatorParams(Params):
     )
     batch_norm: bool = Field(default=False, description="batch normalisation after every hidden layer but the first")
     spectral_norm: bool = Field(default=False, description="spectral normalisation on every linear layer")
-    minibatch_std: bool = Field(
-        default=False,
-        description="append the minibatch standard deviation of the last hidden features before the output layer "
-        "(Karras et al. 2018): lets the discriminator see a collapsed batch",
-    )
-    minibatch_std_group: int = Field(
-        default=4, ge=1, description="samples per minibatch-std group (the largest divisor of the batch up to it)"
-    )
 
 
 class MLPGenerator(nn.Module):
