@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.recipes import TINY_RING_PARTS
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
 from gankit.cli import main
@@ -24,18 +25,7 @@ log_every = 2
 sample_every = 3
 samples = 32
 checkpoint_every = 3
-[data]
-type = "ring"
-[generator]
-type = "mlp"
-latent_dim = 2
-width = 8
-depth = 1
-[discriminator]
-type = "mlp"
-width = 8
-depth = 1
-"""
+""" + TINY_RING_PARTS
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from support.recipes import TINY_DIGITS_PARTS
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -30,19 +31,7 @@ sample_every = 4
 samples = 16
 checkpoint_every = 4
 dist_timeout = 60
-[data]
-type = "digits"
-resolution = 8
-[generator]
-type = "dcgan"
-latent_dim = 8
-width = 4
-max_width = 8
-[discriminator]
-type = "dcgan"
-width = 4
-max_width = 8
-[balance]
+""" + TINY_DIGITS_PARTS + """[balance]
 type = "discriminator-skip"
 threshold = 1.2
 [[regularizers]]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.recipes import TINY_DIGITS_PARTS, TINY_RING_PARTS
 
 from gankit.plugins import build_registry
 from gankit.recipe import loads_recipe
@@ -22,34 +23,9 @@ checkpoint_every = 2
 metrics_every = 2
 """
 
-POINTS = RUN + """
-[data]
-type = "ring"
-[generator]
-type = "mlp"
-latent_dim = 2
-width = 8
-depth = 1
-[discriminator]
-type = "mlp"
-width = 8
-depth = 1
-"""
+POINTS = RUN + TINY_RING_PARTS
 
-IMAGES = RUN + """
-[data]
-type = "digits"
-resolution = 8
-[generator]
-type = "dcgan"
-latent_dim = 8
-width = 4
-max_width = 8
-[discriminator]
-type = "dcgan"
-width = 4
-max_width = 8
-"""
+IMAGES = RUN + TINY_DIGITS_PARTS
 
 GROWING = IMAGES.replace('type = "dcgan"', 'type = "progressive"') + """
 [[tricks]]

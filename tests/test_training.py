@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+from support.recipes import TINY_DIGITS_PARTS
 from torch import nn
 
 import gankit
@@ -51,19 +52,7 @@ log_every = 2
 sample_every = 3
 samples = 4
 checkpoint_every = 3
-[data]
-type = "digits"
-resolution = 8
-[generator]
-type = "dcgan"
-latent_dim = 8
-width = 4
-max_width = 8
-[discriminator]
-type = "dcgan"
-width = 4
-max_width = 8
-spectral_norm = true
+""" + TINY_DIGITS_PARTS + """spectral_norm = true
 [[tricks]]
 type = "ema"
 decay = 0.9
