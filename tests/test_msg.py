@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,12 @@ def build(kind: str, params: dict[str, Any], shape: tuple[int, ...]) -> Any:
     return get_registry().get(kind, "msg").build(params, shape=shape)
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    """Seed torch, and use one thread: tiny networks gain nothing from more, and lose much on a busy machine."""
+def _seed() -> None:
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 32])

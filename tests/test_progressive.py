@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +45,12 @@ def networks(resolution: int, channels: int = 1, **params: Any) -> tuple[Any, An
     return g, d
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    """Seed torch, and use one thread: tiny networks gain nothing from more, and lose much on a busy machine."""
+def _seed() -> None:
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- layers -----------------------------------------------------------------------------------------------------

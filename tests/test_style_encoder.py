@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,7 @@ from gankit.style.vgg import VGGEncoder
 SHALLOW = ["relu1_1", "relu2_1", "relu3_1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny images gain nothing from threads, and a shared machine makes OpenMP teams crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(arch: str = "vgg16", layers: list[str] | None = SHALLOW, **params: object) -> VGGEncoder:

@@ -335,31 +335,6 @@ def check_same_work(trainer: Trainer, baseline: HandWrittenGan, steps: int = 3) 
 # --------------------------------------------------------------------------- rates
 
 
-def matmul_rate(
-    device: torch.device, *, n: int = 2048, seconds: float = 0.5, dtype: torch.dtype = torch.float32
-) -> float:
-    """FLOP/s of ``n x n @ n x n`` products in ``dtype`` on ``device`` (median of short bursts)."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    out = torch.empty(n, n, device=device, dtype=dtype)
-    torch.mm(a, b, out=out)
-    synchronize(device)
-    start = time.perf_counter()
-    torch.mm(a, b, out=out)
-    synchronize(device)
-    one = max(time.perf_counter() - start, 1e-6)
-    reps = max(1, min(200, int(seconds / 5 / one)))
-    rates = []
-    for _ in range(5):
-        synchronize(device)
-        start = time.perf_counter()
-        for _ in range(reps):
-            torch.mm(a, b, out=out)
-        synchronize(device)
-        rates.append(2.0 * n**3 * reps / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def count_ops(fn: Callable[[], Any]) -> int:
     """ATen operations (kernels, on a GPU) one call of ``fn`` dispatches, counted with a dispatch mode."""
     from torch.utils._python_dispatch import TorchDispatchMode
