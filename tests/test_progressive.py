@@ -15,11 +15,11 @@ from pydantic import ValidationError
 
 from gankit.checkpoint import join_state, latest_checkpoint, load_checkpoint
 from gankit.errors import GankitError
+from gankit.nn.layers import MinibatchStd
 from gankit.nn.progressive import (
     EqualizedConv2d,
     EqualizedLinear,
     GrowingNetwork,
-    MinibatchStdDev,
     PixelNorm,
     downsample2,
     fade_real,
@@ -76,13 +76,13 @@ def test_pixel_norm_gives_unit_root_mean_square_per_pixel() -> None:
 
 def test_minibatch_stddev_appends_the_group_spread() -> None:
     x = torch.randn(6, 3, 4, 4)
-    y = MinibatchStdDev(group_size=4)(x)
+    y = MinibatchStd(group_size=4)(x)
     assert y.shape == (6, 4, 4, 4)
     assert torch.equal(y[:, :3], x)
     groups = x.reshape(3, 2, 3, 4, 4)
     expected = (groups.var(dim=0, correction=0) + 1e-8).sqrt().mean(dim=(1, 2, 3))
     assert torch.allclose(y[:, 3, 0, 0], expected.repeat(3))
-    assert torch.allclose(MinibatchStdDev()(x[:1])[:, 3], torch.full((1, 4, 4), 1e-4))
+    assert torch.allclose(MinibatchStd()(x[:1])[:, 3], torch.full((1, 4, 4), 1e-4))
 
 
 # --- networks ---------------------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def test_output_shapes_at_every_stage(resolution: int, channels: int) -> None:
 def test_network_options(g_params: dict[str, Any], d_params: dict[str, Any]) -> None:
     g, d = networks(16, g=g_params, d=d_params)
     assert any(isinstance(m, PixelNorm) for m in g.modules()) == g_params.get("pixel_norm", True)
-    assert any(isinstance(m, MinibatchStdDev) for m in d.modules()) == d_params.get("minibatch_std", True)
+    assert any(isinstance(m, MinibatchStd) for m in d.modules()) == d_params.get("minibatch_std", True)
     assert d(g(torch.randn(4, g.latent_dim))).shape == (4,)
 
 

@@ -100,6 +100,8 @@ class DigitsNet(nn.Module):
         )
         self.head = nn.Linear(embedding, 10)
         self.embedding = embedding
+        # Channels-last convolutions and pooling run about twice as fast on a CPU; the results are the same.
+        self.features.to(memory_format=torch.channels_last)
 
     def resize(self, images: Tensor) -> Tensor:
         """Images ``(N, 1, S, S)`` at the working size."""
@@ -111,7 +113,7 @@ class DigitsNet(nn.Module):
 
     def embed(self, images: Tensor) -> Tensor:
         """Penultimate features ``(N, embedding)`` of one-channel images."""
-        out: Tensor = self.features(self.resize(images))
+        out: Tensor = self.features(self.resize(images).contiguous(memory_format=torch.channels_last))
         return out
 
     def forward(self, images: Tensor) -> Tensor:

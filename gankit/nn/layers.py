@@ -156,7 +156,8 @@ class MinibatchStd(nn.Module):
         group = self.group_for(batch)
         spatial = x.shape[2:]
         y = x.float().reshape(group, batch // group, self.features, channels // self.features, *spatial)
-        y = (y.var(dim=0, unbiased=False) + self.eps).sqrt()
+        # The variance written out: Tensor.var over the leading dimension is 30 times slower on a CPU.
+        y = ((y - y.mean(dim=0)).square().mean(dim=0) + self.eps).sqrt()
         y = y.flatten(2).mean(dim=2)  # (N / group, features)
         y = y.repeat(group, 1).to(x.dtype)  # sample i belongs to group i % (N / group)
         if x.dim() == 4:

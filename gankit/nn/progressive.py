@@ -6,9 +6,8 @@
   move every layer at the same speed. With ``equalized=False`` the constant is
   folded into the initial weights instead (plain He initialisation).
 - :class:`PixelNorm`: each pixel's feature vector scaled to unit root mean square.
-- :class:`MinibatchStdDev`: appends the average standard deviation of the
-  features across a group of samples as one more channel, so that the
-  discriminator can see a lack of variety.
+- The discriminators' minibatch standard deviation is
+  :class:`gankit.nn.layers.MinibatchStd`, shared with the ``mlp`` and ``dcgan`` networks.
 - Resizing and fade-in helpers: :func:`upsample2` (nearest neighbour),
   :func:`downsample2` (2x2 average), :func:`downsample_to`, :func:`pyramid`,
   :func:`fade` and :func:`fade_real`.
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.nn.layers import LEAKY_SLOPE
+from gankit.nn.layers import LEAKY_SLOPE, MinibatchStd
 
 SQRT2 = math.sqrt(2.0)
 """He's gain for (leaky) ReLU layers."""
@@ -110,40 +109,6 @@ class PixelNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Normalise every position's channel vector of ``x``."""
         return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + _EPS)
-
-
-class MinibatchStdDev(nn.Module):
-    """Minibatch standard deviation: one more channel holding how much a group of samples varies.
-
-    The batch is split into groups of ``group_size`` samples (sample ``i``
-    belongs to group ``i mod (N / group_size)``; the group size shrinks to the
-    largest divisor of the batch size that fits). For each group, the standard
-    deviation of every feature over the group's samples is averaged over
-    features and positions; that one number fills a new channel of every
-    sample of the group.
-    """
-
-    def __init__(self, group_size: int = 4) -> None:
-        super().__init__()
-        if group_size < 1:
-            raise ValueError(f"group_size must be at least 1, got {group_size}")
-        self.group_size = group_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x`` ``(N, C, H, W)`` → ``(N, C + 1, H, W)``."""
-        n, c, h, w = x.shape
-        group = _largest_divisor_at_most(n, self.group_size)
-        y = x.float().reshape(group, n // group, c, h, w)
-        std = (y.var(dim=0, correction=0) + _EPS).sqrt().mean(dim=(1, 2, 3))
-        feature = std.to(x.dtype).repeat(group).view(n, 1, 1, 1).expand(n, 1, h, w)
-        return torch.cat([x, feature], dim=1)
-
-    def extra_repr(self) -> str:
-        return f"group_size={self.group_size}"
-
-
-def _largest_divisor_at_most(n: int, limit: int) -> int:
-    return next(d for d in range(min(n, limit), 0, -1) if n % d == 0)
 
 
 def upsample2(x: Tensor) -> Tensor:
@@ -303,7 +268,7 @@ class DiscriminatorHead(nn.Module):
 
     def __init__(self, in_channels: int, channels: int, *, minibatch_group: int | None, equalized: bool) -> None:
         super().__init__()
-        self.stddev: nn.Module = MinibatchStdDev(minibatch_group) if minibatch_group else nn.Identity()
+        self.stddev: nn.Module = MinibatchStd(minibatch_group) if minibatch_group else nn.Identity()
         extra = 1 if minibatch_group else 0
         self.conv = EqualizedConv2d(in_channels + extra, channels, 3, padding=1, equalized=equalized)
         self.dense = EqualizedConv2d(channels, channels, BASE_RESOLUTION, equalized=equalized)
