@@ -427,9 +427,10 @@ def _optimise(
         values = [loss(image, features).reshape(()) for loss in losses]
         if penalise:
             values.append(settings.range_weight * (image - image.clamp(0.0, 1.0)).square().mean())
-        loss_sum = torch.stack(values).sum()
+        stacked = torch.stack(values)
+        loss_sum = stacked.sum()
         loss_sum.backward()
-        last["values"] = torch.stack(values).detach()
+        last["values"] = stacked.detach()
         last["total"] = loss_sum.detach()
         return loss_sum
 
@@ -443,13 +444,17 @@ def _optimise(
             with torch.no_grad():
                 image.clamp_(0.0, 1.0)
         done = offset + step
-        value = float(last["total"])
-        if not math.isfinite(value):
-            raise TrainingError(
-                f"the loss became {value} at step {done}: lower run.lr, or the loss weights, or use optimizer = adam"
-            )
-        progress.update(done, loss=value)
-        if step == 1 or done % settings.log_every == 0 or step == settings.steps:
+        # The loss is read (one host sync) only on logging steps: reading it every step would stall a GPU.
+        if not (step == 1 or done % settings.log_every == 0 or step == settings.steps):
+            progress.update(done)
+        else:
+            value = float(last["total"])
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"the loss became {value} by step {done}: lower run.lr, or the loss weights,"
+                    " or use optimizer = adam"
+                )
+            progress.update(done, loss=value)
             entry: dict[str, float] = {"step": done, "scale": scale + 1, "height": height, "width": width}
             entry.update(zip([*names, "range"] if penalise else names, last["values"].tolist(), strict=True))
             entry["total"] = value

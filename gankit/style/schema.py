@@ -62,7 +62,9 @@ class StyleRunSettings(Params):
     preserve_color: bool = Field(
         False, description="Keep the content image's colours: the result's luminance with the content's chrominance."
     )
-    log_every: int = Field(50, gt=0, description="Log every loss by name every this many steps.")
+    log_every: int = Field(
+        50, gt=0, description="Log every loss by name (and check that the loss is finite) every this many steps."
+    )
     frames_every: int = Field(0, ge=0, description="Save the current image every this many steps (0: never).")
     frames_dir: str | None = Field(
         None, description="Folder for frames; unset: '<output name>-frames' beside the output."

@@ -366,8 +366,8 @@ def count_python_calls(fn: Callable[[], Any], calls: int = 20) -> float:
     return pstats.Stats(profile).total_calls / calls  # type: ignore[attr-defined]
 
 
-def count_syncs(fn: Callable[[], Any], device: torch.device) -> int | None:
-    """Host-device synchronisations during one call of ``fn`` on CUDA (``None`` elsewhere)."""
+def sync_locations(fn: Callable[[], Any], device: torch.device) -> list[str] | None:
+    """``file:line`` of every host-device synchronisation during one call of ``fn`` on CUDA (``None`` elsewhere)."""
     if device.type != "cuda":
         return None
     import warnings
@@ -381,7 +381,7 @@ def count_syncs(fn: Callable[[], Any], device: torch.device) -> int | None:
             fn()
         finally:
             torch.cuda.set_sync_debug_mode(previous)
-    return sum("synchroniz" in str(w.message) for w in caught)
+    return [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
