@@ -188,6 +188,35 @@ def test_cpu_and_gpu_default_sizes() -> None:
     assert StyleRunSettings().learning_rate() == 1.0
 
 
+@pytest.mark.parametrize(("optimizer", "own_reads_per_step"), [("adam", 0), ("lbfgs", 1)])
+def test_the_loss_is_read_from_the_device_only_on_logging_steps(
+    encoder: VGGEncoder, monkeypatch: pytest.MonkeyPatch, optimizer: str, own_reads_per_step: int
+) -> None:
+    """A read is a host sync on a GPU; torch's L-BFGS itself reads the loss once per step."""
+    reads = {"float": 0, "tolist": 0}
+    to_float, to_list = torch.Tensor.__float__, torch.Tensor.tolist
+
+    def counted_float(self: torch.Tensor) -> float:
+        reads["float"] += 1
+        return to_float(self)
+
+    def counted_tolist(self: torch.Tensor) -> Any:
+        reads["tolist"] += 1
+        return to_list(self)
+
+    monkeypatch.setattr(torch.Tensor, "__float__", counted_float)
+    monkeypatch.setattr(torch.Tensor, "tolist", counted_tolist)
+    counts = []
+    for steps in (4, 12):  # logged at step 1 and at the last step only
+        reads.update(float=0, tolist=0)
+        result = stylize(CONTENT, STYLE, recipe(steps=steps, log_every=100, optimizer=optimizer),
+                         encoder=encoder, quiet=True)
+        assert [entry["step"] for entry in result.history] == [1, steps]
+        counts.append(dict(reads))
+    extra = {"float": own_reads_per_step * (12 - 4), "tolist": 0}
+    assert {k: counts[1][k] - counts[0][k] for k in extra} == extra, f"reads per run: {counts}"
+
+
 def test_a_diverging_loss_stops_with_a_training_error(encoder: VGGEncoder) -> None:
     with pytest.raises(TrainingError, match=r"lower run\.lr"):
         stylize(CONTENT, STYLE, recipe(lr=1e30, steps=4), encoder=encoder, quiet=True)
