@@ -445,7 +445,8 @@ def _optimise(
                 image.clamp_(0.0, 1.0)
         done = offset + step
         # The loss is read (one host sync) only on logging steps: reading it every step would stall a GPU.
-        if not (step == 1 or done % settings.log_every == 0 or step == settings.steps):
+        logging_step = step == 1 or done % settings.log_every == 0 or step == settings.steps
+        if not logging_step:
             progress.update(done)
         else:
             value = float(last["total"])

@@ -235,6 +235,8 @@ def plan(suites: Sequence[str], seeds: Sequence[int], threads: int, root: Path, 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds per recipe: 0, 1, ... (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds here, e.g. --first-seed 3 --seeds 2 runs seeds 3 and 4")
     parser.add_argument("--suites", default="ring,grid,stacked", help="comma-separated: ring, grid, stacked")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process (default 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per run (default 2)")
@@ -251,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     unknown = [s for s in suites if s not in SUITES]
-    if unknown or args.seeds < 1 or args.jobs < 1 or args.threads < 1:
+    if unknown or args.seeds < 1 or args.first_seed < 0 or args.jobs < 1 or args.threads < 1:
         parser.error(f"bad --suites {unknown} or non-positive --seeds/--jobs/--threads")
     extra: dict[str, dict[str, str]] = {}
     for text in args.recipe:
@@ -263,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="gankit-mode-collapse-") as scratch:
         root = Path(args.out) if args.out else Path(scratch)
-        jobs = plan(suites, range(args.seeds), args.threads, root, extra, args.overrides, args.only_added)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        jobs = plan(suites, seeds, args.threads, root, extra, args.overrides, args.only_added)
         outcomes: list[Outcome] = []
         start = time.perf_counter()
         if args.jobs == 1:
