@@ -235,7 +235,7 @@ class HandWrittenGan:
         self.generator.train()
         self.discriminator.train()
         self.batch = s.batch_size
-        self.latent_dim = int(self.generator.latent_dim)  # type: ignore[arg-type]
+        self.latent_dim = int(self.generator.latent_dim)
         self.real_weight = float(recipe["loss"].params.weight)
         self.ema: nn.Module | None = None
         self.ema_decay = 0.0
@@ -251,8 +251,8 @@ class HandWrittenGan:
         self.latent_rng = torch.Generator(device=self.device).manual_seed(s.seed + 2)
         self.d_params = list(self.discriminator.parameters())
         self.d_buffers = list(self.discriminator.buffers())
-        self.ema_params = list(self.ema.parameters()) if self.ema is not None else []
-        self.g_params = list(self.generator.parameters())
+        self.ema_params: list[Tensor] = list(self.ema.parameters()) if self.ema is not None else []
+        self.g_params: list[Tensor] = list(self.generator.parameters())
         self.ema_buffers = list(self.ema.buffers()) if self.ema is not None else []
         self.g_buffers = list(self.generator.buffers())
         self.autocast_dtype: torch.dtype | None = {"fp32": None, "bf16": torch.bfloat16}[s.precision]
@@ -384,6 +384,28 @@ def sync_locations(fn: Callable[[], Any], device: torch.device) -> list[str] | N
     # torch's own notice that the debug mode is a prototype is not a synchronisation
     return [f"{w.filename}:{w.lineno}" for w in caught
             if "synchroniz" in str(w.message) and "prototype" not in str(w.message)]
+
+
+def matmul_burst(device: torch.device, seconds: float, dtype: torch.dtype = torch.float32) -> tuple[Any, float]:
+    """A callable doing ``reps`` square products lasting about ``seconds``, and the FLOPs of one call."""
+    n = 4096 if is_cuda(device) else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    torch.mm(a, b, out=out)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    synchronize(device)
+    one = (time.perf_counter() - start) / 3
+    reps = max(1, round(seconds / max(one, 1e-7)))
+
+    def burst() -> None:
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+
+    return burst, 2.0 * n**3 * reps
 
 
 def count_flops(fn: Callable[[], Any]) -> int:

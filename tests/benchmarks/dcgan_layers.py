@@ -20,8 +20,8 @@ import time
 from typing import Any
 
 import torch
+from _harness import count_flops, matmul_burst
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from gankit.recipe import load_recipe
 from gankit.training import Trainer
@@ -29,14 +29,12 @@ from gankit.training import Trainer
 TIMED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d)
 
 
-def matmul_rate(size: int = 2048, repeats: int = 3) -> float:
-    """float32 FLOP/s of a square ``torch.mm``."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
+def matmul_rate(seconds: float = 0.3) -> float:
+    """float32 FLOP/s of square ``torch.mm`` products on the CPU (the suite's own measurement)."""
+    burst, flops = matmul_burst(torch.device("cpu"), seconds)
     start = time.perf_counter()
-    for _ in range(repeats):
-        torch.mm(a, b)
-    return repeats * 2 * size**3 / (time.perf_counter() - start)
+    burst()
+    return flops / (time.perf_counter() - start)
 
 
 def layer_inputs(network: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module, torch.Size]]:
@@ -67,12 +65,11 @@ def time_layer(module: nn.Module, shape: torch.Size, channels_last: bool, repeat
         y.backward(torch.ones_like(y))
 
     step()
-    with FlopCounterMode(display=False) as counter:
-        step()
+    flops = count_flops(step)
     start = time.perf_counter()
     for _ in range(repeats):
         step()
-    return counter.get_total_flops(), (time.perf_counter() - start) / repeats
+    return flops, (time.perf_counter() - start) / repeats
 
 
 def main() -> None:

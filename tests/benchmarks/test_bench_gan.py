@@ -29,6 +29,7 @@ from _harness import (
     gan_recipe,
     is_cuda,
     make_trainer,
+    matmul_burst,
     report_comparison,
     rounds,
     run_interleaved,
@@ -124,28 +125,6 @@ FUSED = ("optim.generator.fused=true", "optim.discriminator.fused=true")
 # --------------------------------------------------------------------------- FLOP rate
 
 
-def _matmul_burst(device: torch.device, seconds: float, dtype: torch.dtype = torch.float32) -> tuple[Any, float]:
-    """A callable doing ``reps`` square products lasting about ``seconds``, and the FLOPs of one call."""
-    n = 4096 if is_cuda(device) else 2048
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    out = torch.empty(n, n, device=device, dtype=dtype)
-    torch.mm(a, b, out=out)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(3):
-        torch.mm(a, b, out=out)
-    synchronize(device)
-    one = (time.perf_counter() - start) / 3
-    reps = max(1, round(seconds / max(one, 1e-7)))
-
-    def burst() -> None:
-        for _ in range(reps):
-            torch.mm(a, b, out=out)
-
-    return burst, 2.0 * n**3 * reps
-
-
 def _with_flags(fn: Any, **flags: bool) -> Any:
     """``fn`` run with CUDA backend flags set (``tf32_matmul``, ``cudnn_benchmark``), restored afterwards."""
 
@@ -177,7 +156,7 @@ def test_dcgan_flop_rate(benchmark: Any, report: Report, device: torch.device, r
     trainer.train_step()
     synchronize(device)
     step_seconds = time.perf_counter() - start
-    burst, burst_flops = _matmul_burst(device, step_seconds)
+    burst, burst_flops = matmul_burst(device, step_seconds)
     contenders = {"step": trainer.train_step, "matmul": burst}
     if is_cuda(device):
         contenders["matmul tf32"] = _with_flags(burst, tf32_matmul=True)
@@ -258,8 +237,8 @@ def test_dcgan_run_options(benchmark: Any, report: Report, device: torch.device,
     if is_cuda(device):
         contenders["cudnn.benchmark"] = _with_flags(make_trainer(r, run_dir).train_step, cudnn_benchmark=True)
     flops = count_flops(contenders["fp32"])
-    burst, burst_flops = _matmul_burst(device, 0.05 if is_cuda(device) else 0.3)
-    bf16_burst, bf16_flops = _matmul_burst(device, 0.05 if is_cuda(device) else 0.3, torch.bfloat16)
+    burst, burst_flops = matmul_burst(device, 0.05 if is_cuda(device) else 0.3)
+    bf16_burst, bf16_flops = matmul_burst(device, 0.05 if is_cuda(device) else 0.3, torch.bfloat16)
     contenders["matmul fp32"] = burst
     contenders["matmul bf16"] = bf16_burst
     timing, _ = compare(benchmark, contenders, device, sample_seconds=_sample_seconds(device) / 2, n_rounds=10,
