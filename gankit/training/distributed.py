@@ -9,6 +9,7 @@ single process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -77,9 +78,19 @@ def init(device: torch.device, timeout_s: float) -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)
 
 
-def shutdown(ctx: DistContext) -> None:
-    """Leave the process group."""
+def shutdown(ctx: DistContext, *, together: bool = False) -> None:
+    """Leave the process group.
+
+    With ``together`` (a run that ended normally on every process) the
+    processes first wait for each other, so that none tears its connections
+    down while a peer still uses them: gloo aborts a process that loses a
+    peer mid-teardown. After a failure there is no waiting, since a peer may
+    be gone.
+    """
     if ctx.enabled and dist.is_initialized():
+        if together:
+            with contextlib.suppress(Exception):  # a peer lost now must not turn a finished run into a failure
+                dist.barrier()
         dist.destroy_process_group()
 
 

@@ -811,9 +811,12 @@ def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False
     trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream)
     try:
         trainer.load_state(ckpt)
-        return trainer.fit(steps, resumed=True)
-    finally:
+        result = trainer.fit(steps, resumed=True)
+    except BaseException:
         distributed.shutdown(trainer.dist)
+        raise
+    distributed.shutdown(trainer.dist, together=True)
+    return result
 
 
 def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = None, quiet: bool = False,
@@ -821,9 +824,12 @@ def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = 
     """Train ``recipe`` into the run folder ``out``; see :class:`Trainer`."""
     trainer = Trainer(recipe, out, quiet=quiet, progress_stream=progress_stream)
     try:
-        return trainer.fit(steps)
-    finally:
+        result = trainer.fit(steps)
+    except BaseException:
         distributed.shutdown(trainer.dist)
+        raise
+    distributed.shutdown(trainer.dist, together=True)
+    return result
 
 
 def part_spec(recipe: Recipe, slot: str) -> PartSpec:

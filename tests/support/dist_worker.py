@@ -27,7 +27,7 @@ def main() -> None:
     info = {"rank": rank, "world_size": trainer.dist.world_size, "skips": trainer.skips,
             "backend": trainer.dist.backend, "step": trainer.step}
     save_file(tensors, str(Path(out_dir) / f"rank{rank}.safetensors"), metadata={"info": json.dumps(info)})
-    shutdown(trainer.dist)
+    shutdown(trainer.dist, together=True)
 
 
 if __name__ == "__main__":
