@@ -17,7 +17,10 @@ setup: $(BIN)/python
 	@for p in plugins/*/; do [ -f "$$p/pyproject.toml" ] && $(BIN)/python -m pip install -q --no-deps -e "$$p" || true; done
 
 demo: setup
-	$(BIN)/gankit train dcgan-digits --out runs/dcgan-digits
+	@if [ -d runs/dcgan-digits/checkpoints ]; then \
+		echo "runs/dcgan-digits exists: continuing it (delete the folder to start over)"; \
+		$(BIN)/gankit train --resume runs/dcgan-digits; \
+	else $(BIN)/gankit train dcgan-digits --out runs/dcgan-digits; fi
 	$(BIN)/gankit sample runs/dcgan-digits -n 64 -o runs/dcgan-digits/final-grid.png
 	@echo "pictures: runs/dcgan-digits/samples/ and runs/dcgan-digits/final-grid.png"
 

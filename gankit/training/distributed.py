@@ -54,6 +54,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (or the only process), from the environment, before joining any group."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def device_for(name: str, local_rank: int) -> str:
     """The device of one process: with CUDA, the GPU of its local rank."""
     if name in ("auto", "cuda") and torch.cuda.is_available():

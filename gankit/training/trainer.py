@@ -55,10 +55,7 @@ from gankit.recipe import PartSpec, Recipe, loads_recipe
 from gankit.training import distributed
 from gankit.training.events import TrickHooks
 
-RECIPE_FILE = "recipe.toml"
-METRICS_FILE = "metrics.jsonl"
-SAMPLES_DIR = "samples"
-EXPORT_FILE = "generator.safetensors"
+from gankit.training.run_folder import EXPORT_FILE, METRICS_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
 
 
 def resolve_device(name: str) -> torch.device:
@@ -162,6 +159,7 @@ class Trainer:
         *,
         quiet: bool = False,
         progress_stream: Any = None,
+        folder: RunFolder | None = None,
     ) -> None:
         if recipe.task != "gan":
             raise GankitError(f"{recipe.source}: a {recipe.task!r} recipe cannot be trained as a GAN")
@@ -169,6 +167,7 @@ class Trainer:
         self.settings = recipe.run
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
         self.progress_stream = progress_stream
+        self.folder = folder
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = resolve_device(distributed.device_for(self.settings.device, local_rank)
                                      if distributed.launched_by_torchrun() else self.settings.device)
@@ -637,16 +636,13 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def _prepare_run_dir(self, resumed: bool) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        recipe_path = self.run_dir / RECIPE_FILE
-        if not resumed and recipe_path.exists() and any((self.run_dir / "checkpoints").glob("*.safetensors")):
-            raise GankitError(
-                f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir}, "
-                "or choose another folder with --out"
-            )
+        """Lock the run folder (claiming it for a new run) and write the resolved recipe."""
+        if self.folder is None or not self.folder.locked:
+            folder = RunFolder(self.run_dir)
+            self.folder = folder.open_existing() if resumed else folder.claim_new(self.recipe.name)
         from gankit.checkpoint import atomic_write_bytes
 
-        atomic_write_bytes(recipe_path, self.recipe.to_toml().encode())
+        atomic_write_bytes(self.run_dir / RECIPE_FILE, self.recipe.to_toml().encode())
 
     @contextlib.contextmanager
     def _interrupt_handler(self) -> Iterator[None]:
@@ -700,12 +696,15 @@ class Trainer:
                 if interrupted:
                     progress.log(f"interrupted at step {self.step}: writing a checkpoint")
                     self._last_ckpt = self.checkpoint()
+            if not interrupted and main:
+                self.export_generator()
         except (RuntimeError, OSError) as error:
             if self.dist.enabled and _is_collective_failure(error):
                 raise distributed.peer_failure(error) from error
             raise
-        if not interrupted and main:
-            self.export_generator()
+        finally:
+            if self.folder is not None:
+                self.folder.release()
         return TrainResult(self.run_dir, self.step, self._last_ckpt, interrupted, self._last_record,
                            self.dist.is_main)
 
@@ -803,12 +802,17 @@ def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False
            progress_stream: Any = None) -> TrainResult:
     """Continue a run from its latest checkpoint, up to ``steps`` in total (default: the recipe's)."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise GankitError(f"--resume {run_dir}: no such run folder")
-    path = latest_checkpoint(run_dir)
-    ckpt = load_checkpoint(path)
-    recipe = recipe_from_checkpoint(ckpt.state, str(path))
-    trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream)
+    folder = RunFolder(run_dir)
+    if distributed.is_main_process():
+        folder.open_existing()
+    try:
+        path = latest_checkpoint(run_dir)
+        ckpt = load_checkpoint(path)
+        recipe = recipe_from_checkpoint(ckpt.state, str(path))
+        trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder)
+    except BaseException:
+        folder.release()
+        raise
     try:
         trainer.load_state(ckpt)
         result = trainer.fit(steps, resumed=True)
@@ -822,7 +826,15 @@ def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False
 def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = None, quiet: bool = False,
           progress_stream: Any = None) -> TrainResult:
     """Train ``recipe`` into the run folder ``out``; see :class:`Trainer`."""
-    trainer = Trainer(recipe, out, quiet=quiet, progress_stream=progress_stream)
+    run_dir = Path(out) if out is not None else default_run_dir(recipe)
+    folder = RunFolder(run_dir)
+    if distributed.is_main_process():
+        folder.claim_new(recipe.name)
+    try:
+        trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder)
+    except BaseException:
+        folder.release()
+        raise
     try:
         result = trainer.fit(steps)
     except BaseException:
