@@ -38,7 +38,7 @@ RUN_FILES = (RECIPE_FILE, METRICS_FILE, EXPORT_FILE, "report.html")
 RUN_DIRS = (SAMPLES_DIR, CHECKPOINT_DIR)
 
 
-class RunFolderBusy(GankitError):
+class RunFolderBusyError(GankitError):
     """Another live process holds the run folder's lock."""
 
 
@@ -105,7 +105,7 @@ class RunFolder:
             raise GankitError(f"{self.path}: cannot write into the run folder ({error.strerror or error})") from error
         if not _try_lock(handle):
             handle.close()
-            raise RunFolderBusy(
+            raise RunFolderBusyError(
                 f"{self.path} is in use by {_holder(lock_path)}: one process trains into a run folder at a time. "
                 "Wait for it to finish (or stop it), or choose another folder with --out"
             )

@@ -54,7 +54,6 @@ from gankit.protocols import Decision
 from gankit.recipe import PartSpec, Recipe, loads_recipe
 from gankit.training import distributed
 from gankit.training.events import TrickHooks
-
 from gankit.training.run_folder import EXPORT_FILE, METRICS_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
 
 
