@@ -137,11 +137,23 @@ class BalancePolicy(Protocol):
 
 @runtime_checkable
 class DataSource(Protocol):
-    """Training samples, in memory, as float tensors (images in [-1, 1]; points unbounded).
+    """Training samples as float tensors (images in [-1, 1]; points unbounded).
 
     ``shape`` is one sample's shape: ``(C, H, W)`` for images, ``(D,)`` for points.
     ``sample`` draws a batch with the given random generator (so that runs are
     reproducible and resumable).
+
+    Optional members, each used by the trainer when present:
+
+    - ``num_classes: int`` (> 0 for labelled data) and ``class_names: list[str]``;
+      ``sample_labelled(batch_size, generator) -> (samples, labels)`` with labels
+      an ``int64`` tensor ``(N,)`` in ``[0, num_classes)``; ``label_frequencies()``,
+      a float tensor ``(num_classes,)`` summing to 1.
+    - ``shard(rank, world_size)``: keep only this process's share of the data
+      (called once, before the first batch, when several processes train).
+    - ``state_dict()`` / ``load_state_dict(state)``: a reading position
+      (tensors and JSON data) saved in checkpoints, so that a resumed run
+      continues the same order.
     """
 
     shape: tuple[int, ...]
