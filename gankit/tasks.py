@@ -7,16 +7,16 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from gankit.recipe import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
-from gankit.registry import Params, check_device
+from gankit.registry import MAX_BATCH_SIZE, Params, Seed, check_device
 from gankit.style.schema import STYLE
 
 
 class GanRunSettings(Params):
     """Settings of a GAN training run (the ``[run]`` table)."""
 
-    seed: int = Field(0, description="Seed of every random number: same recipe and seed, same weights (on CPU).")
+    seed: Seed = Field(0, description="Seed of every random number: same recipe and seed, same weights (on CPU).")
     steps: int = Field(2000, gt=0, description="Total generator steps of the run (resuming continues up to it).")
-    batch_size: int = Field(64, gt=0, description="Samples per batch, real and generated alike.")
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH_SIZE, description="Samples per batch, real and generated alike.")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' or 'mps'.")
     out: str | None = Field(
         None, description="Run folder; default runs/<recipe name>-<date>-<time>. --out overrides it."
@@ -42,7 +42,7 @@ class GanRunSettings(Params):
     dist_timeout: float = Field(
         600.0, gt=0, description="With several processes: seconds to wait for the others before failing."
     )
-    threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    threads: int | None = Field(None, gt=0, le=4096, description="CPU threads for torch (default: torch's choice).")
 
     _device = field_validator("device")(check_device)
 

@@ -187,6 +187,8 @@ class Trainer:
         torch.manual_seed(s.seed)
         self.data = recipe["data"].build(seed=s.seed)
         shape = tuple(self.data.shape)
+        from gankit.resources import check_training_resources  # issue 19 (helper wt-19): resource check, re-apply
+        check_training_resources(recipe, shape, self.device)  # issue 19 (helper wt-19): before any network is built
         self.generator_module: nn.Module = recipe["generator"].build(shape=shape).to(self.device)
         self.discriminator_module: nn.Module = recipe["discriminator"].build(shape=shape).to(self.device)
         if s.channels_last and len(shape) == 3:
