@@ -381,7 +381,8 @@ def test_recipes_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_schema_to_an_unwritable_path_is_a_user_mistake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "no-such-folder" / "recipe.schema.json"
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "recipe.schema.json"  # its folder is a file
     assert main(["schema", "-o", str(target)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from gankit.errors import GankitError
 
 NAME = "train"
 HELP = "train a GAN recipe (or --resume a run folder)"
@@ -20,9 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
-def run(args: argparse.Namespace) -> int:
-    from gankit.errors import GankitError
+def _stopped_by_the_machine(error: OSError, run_dir: Path) -> GankitError:
+    """One line for a run stopped by the file system (a full disk, a read-only folder), and how to go on."""
+    from gankit.checkpoint import list_checkpoints
+    from gankit.errors import describe_os_error
 
+    if list_checkpoints(run_dir):
+        then = (f"The checkpoints in {run_dir / 'checkpoints'} are intact: fix it (free some space) and continue "
+                f"with: gankit train --resume {run_dir}")
+    else:
+        then = "No checkpoint was written yet: fix it and start again"
+    return GankitError(f"{describe_os_error(error)}; training stopped. {then}")
+
+
+def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps <= 0:
         raise GankitError(f"--steps {args.steps}: must be a positive number of steps")
     if args.resume:
@@ -30,15 +44,28 @@ def run(args: argparse.Namespace) -> int:
             raise GankitError("--resume continues a run as it was: give no recipe, --set or --out with it")
         from gankit.training import resume
 
-        result = resume(args.resume, steps=args.steps, quiet=args.quiet)
+        run_dir = Path(args.resume)
+        try:
+            result = resume(run_dir, steps=args.steps, quiet=args.quiet)
+        except OSError as error:
+            raise _stopped_by_the_machine(error, run_dir) from error
     else:
         if not args.recipe:
             raise GankitError("name a recipe (gankit recipes lists the shipped ones) or --resume RUN")
+        from gankit.devices import resolve_device
         from gankit.recipe import load_recipe
         from gankit.training import train
+        from gankit.training.distributed import launched_by_torchrun
+        from gankit.training.trainer import default_run_dir
 
         recipe = load_recipe(args.recipe, list(args.overrides))
-        result = train(recipe, args.out, steps=args.steps, quiet=args.quiet)
+        if not launched_by_torchrun():
+            resolve_device(recipe.run.device)
+        run_dir = Path(args.out) if args.out else default_run_dir(recipe)
+        try:
+            result = train(recipe, run_dir, steps=args.steps, quiet=args.quiet)
+        except OSError as error:
+            raise _stopped_by_the_machine(error, run_dir) from error
     if not result.is_main:
         return 130 if result.interrupted else 0
     if result.interrupted:
