@@ -92,17 +92,24 @@ def register_plugin(registry: Registry, plugin: ModuleType | object, provider: P
     manager = _new_manager()
     manager.register(plugin, name=provider.namespace or provider.name)
     manager.check_pending()
-    if not manager.hook.gankit_register_parts.get_hookimpls():
+    has_parts = bool(manager.hook.gankit_register_parts.get_hookimpls())
+    has_recipes = bool(manager.hook.gankit_recipes.get_hookimpls())
+    if not has_parts and not has_recipes:
         raise GankitError(
-            f"{provider}: the plugin defines no gankit_register_parts hook; "
-            "define it and decorate it with @gankit.hookimpl"
+            f"{provider}: the plugin defines neither a gankit_register_parts nor a gankit_recipes hook; "
+            "define one and decorate it with @gankit.hookimpl"
         )
     added: list[Part] = []
     try:
-        manager.hook.gankit_register_parts(register=_make_register(registry, provider, added))
+        if has_parts:
+            manager.hook.gankit_register_parts(register=_make_register(registry, provider, added))
+        if has_recipes:
+            for paths in manager.hook.gankit_recipes():
+                registry.add_recipes(paths or [], provider=provider)
     except BaseException:
         for part in added:
             registry.remove(part)
+        registry.remove_recipes(provider)
         raise
     return added
 

@@ -33,7 +33,7 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
 
     With ``ema`` (the default) the moving-average weights are used when the run had the ``ema`` trick.
     """
-    from gankit.training.trainer import recipe_from_checkpoint
+    from gankit.training.resuming import recipe_from_checkpoint
 
     file = resolve_checkpoint(path)
     ckpt = load_checkpoint(file)
