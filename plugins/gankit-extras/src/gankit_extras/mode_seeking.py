@@ -43,10 +43,8 @@ class ModeSeeking:
         z1, z2 = latents[:half], latents[half : 2 * half]
         labels = context.get("labels")
         both = torch.cat([z1, z2])
-        if labels is None:
-            samples = generator(both)
-        else:
-            samples = generator(both, torch.cat([labels[:half], labels[:half]]))
+        pair_labels = None if labels is None else torch.cat([labels[:half], labels[:half]])
+        samples = generator(both) if pair_labels is None else generator(both, pair_labels)
         if isinstance(samples, list | tuple):
             samples = samples[-1]
         a, b = samples[:half].float(), samples[half:].float()
