@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "loads_recipe": "gankit.recipe",
     "recipe_from_dict": "gankit.recipe",
     "Trainer": "gankit.training",
+    "TrainingContext": "gankit.training.context",
     "TrainResult": "gankit.training",
     "train": "gankit.training",
     "resume": "gankit.training",
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
     from gankit.registry import KINDS, NoParams, Params, Part, Provider, Registry
     from gankit.style import StyleResult, stylize
     from gankit.training import Trainer, TrainResult, interpolate, load_generator, resume, sample, train
+    from gankit.training.context import TrainingContext
 
 
 def __getattr__(name: str) -> Any:

@@ -10,14 +10,19 @@ The entry point's name is the plugin's **namespace**: every part it registers
 is called ``myplugin.<name>``, and no plugin may register into another's
 namespace or into the built-in one (built-in names have no dot).
 
-The module it points to implements one hook, marked with
-:data:`gankit.hookimpl`::
+The module it points to implements the hooks below, marked with
+:data:`gankit.hookimpl`: :func:`gankit_register_parts` to add parts, and
+:func:`gankit_recipes` to ship ready recipes (a plugin implements at least one)::
 
     import gankit
 
     @gankit.hookimpl
     def gankit_register_parts(register):
         register("trick", "myplugin.jitter", Jitter, JitterParams)
+
+    @gankit.hookimpl
+    def gankit_recipes():
+        return [Path(__file__).parent / "recipes"]
 
 gankit loads plugins lazily: only when parts are first needed (building a
 recipe, ``gankit list``), never on ``import gankit``. Setting
@@ -62,7 +67,7 @@ def gankit_register_parts(register: Register) -> None:
 
     - ``kind``: one of ``gankit.registry.KINDS`` (``"generator"``,
       ``"discriminator"``, ``"loss"``, ``"schedule"``, ``"balance"``,
-      ``"trick"``, ``"data"``, ``"metric"``, ``"encoder"``).
+      ``"trick"``, ``"data"``, ``"metric"``, ``"encoder"``, ``"optimizer"``).
     - ``name``: ``"<namespace>.<name>"`` for a plugin, in lower case with
       ``-`` between words (``"pacgan.packed"``).
     - ``factory``: a callable (often a class) called as
@@ -73,17 +78,23 @@ def gankit_register_parts(register: Register) -> None:
       kind            context keywords and what the factory returns
       ==============  ==========================================================
       data            ``seed`` → a :class:`gankit.protocols.DataSource`
-      generator       ``shape`` (C, H, W) or (D,) of one sample →
+      generator       ``shape`` (C, H, W) or (D,) of one sample, ``num_classes``
+                      (the data's classes, 0 when unlabelled) →
                       :class:`gankit.protocols.Generator`
-      discriminator   ``shape`` → :class:`gankit.protocols.Discriminator`
+      discriminator   ``shape``, ``num_classes`` → :class:`gankit.protocols.Discriminator`
       loss            none → :class:`gankit.protocols.AdversarialLoss`
                       (role ``"adversarial"``), :class:`gankit.protocols.Regularizer`
                       (role ``"regularizer"``) or an image loss (role ``"image"``)
       schedule        ``total_steps`` → :class:`gankit.protocols.Schedule`
       balance         none → :class:`gankit.protocols.BalancePolicy`
-      trick           none → :class:`gankit.protocols.Trick`
+      trick           none → :class:`gankit.protocols.Trick` (its events get a
+                      :class:`gankit.training.context.TrainingContext`)
       metric          none → a metric (see :mod:`gankit.protocols`)
       encoder         none → a feature extractor (``nn.Module``)
+      optimizer       ``parameters`` (the network's), ``network``
+                      (``"generator"``/``"discriminator"``) → a
+                      ``torch.optim.Optimizer``; its param groups' ``lr`` is the
+                      base rate the schedule multiplies
       ==============  ==========================================================
 
       Factories must accept unknown context keywords (``**context``) so that
@@ -102,3 +113,16 @@ def gankit_register_parts(register: Register) -> None:
     Registering a name and version that another provider registered raises an
     error naming both; there is no silent overwrite.
     """
+
+
+@hookspec
+def gankit_recipes() -> list[Any]:
+    """Return the recipe files this plugin ships: paths of ``.toml`` files, or of folders holding them.
+
+    ``gankit recipes`` lists them with the plugin as their provider, and
+    ``gankit train NAME`` finds them by file name (without ``.toml``). A name
+    that a built-in recipe or another plugin already uses is available as
+    ``namespace/name``. Ship the files inside the package (package data), so
+    that they are installed with it.
+    """
+    return []

@@ -92,13 +92,14 @@ class _Attempt:
     open: bool = True
     added: list[Part] = field(default_factory=list)
 
-    def close(self, registry: Registry) -> None:
-        """Stop the plugin from adding parts and remove those it added."""
+    def close(self, registry: Registry, provider: Provider) -> None:
+        """Stop the plugin from adding parts and recipes, and remove those it added."""
         with self.lock:
             if self.open:
                 self.open = False
                 for part in self.added:
                     registry.remove(part)
+                registry.remove_recipes(provider)
 
 
 class _AbandonedError(Exception):
@@ -138,15 +139,24 @@ def _register(registry: Registry, plugin: ModuleType | object, provider: Provide
     manager = _new_manager()
     manager.register(plugin, name=provider.namespace or provider.name)
     manager.check_pending()
-    if not manager.hook.gankit_register_parts.get_hookimpls():
+    has_parts = bool(manager.hook.gankit_register_parts.get_hookimpls())
+    has_recipes = bool(manager.hook.gankit_recipes.get_hookimpls())
+    if not has_parts and not has_recipes:
         raise GankitError(
-            f"{provider}: the plugin defines no gankit_register_parts hook; "
-            "define it and decorate it with @gankit.hookimpl"
+            f"{provider}: the plugin defines neither a gankit_register_parts nor a gankit_recipes hook; "
+            "define one and decorate it with @gankit.hookimpl"
         )
     try:
-        manager.hook.gankit_register_parts(register=_make_register(registry, provider, attempt))
+        if has_parts:
+            manager.hook.gankit_register_parts(register=_make_register(registry, provider, attempt))
+        if has_recipes:
+            for paths in manager.hook.gankit_recipes():
+                with attempt.lock:
+                    if not attempt.open:
+                        raise _AbandonedError(f"{provider}: added recipes after its time was up")
+                    registry.add_recipes(paths or [], provider=provider)
     except BaseException:
-        attempt.close(registry)
+        attempt.close(registry, provider)
         raise
     return list(attempt.added)
 
@@ -193,7 +203,7 @@ def _load_entry_point(entry_point: metadata.EntryPoint, registry: Registry, prov
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        attempt.close(registry)
+        attempt.close(registry, provider)
         error = f"did not finish loading within {timeout:g} s (its import hangs?); {TIMEOUT_ENV} sets the limit"
         return BrokenPlugin(entry_point.name, provider, error, "")
     if "error" in outcome:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from torch import Tensor, nn
+    from torch import Tensor
 
 
 @runtime_checkable
@@ -19,6 +19,15 @@ class Generator(Protocol):
 
     Images are in [-1, 1]; points (2-D toy data) are unbounded. A multi-scale
     generator returns a list of images, coarsest first.
+
+    Optional members:
+
+    - ``num_classes: int`` > 0 makes it *conditional*: it is called as
+      ``generator(z, labels)`` with ``int64`` labels ``(N,)``.
+    - ``mapping(z[, labels]) -> w`` and ``synthesis(w) -> images`` (a mapping
+      network, as in StyleGAN), with ``w_avg``, the tracked average ``w``: then
+      sampling can truncate (``truncation=psi``) and the ``path-length``
+      regulariser works in ``w`` space.
     """
 
     latent_dim: int
@@ -30,7 +39,10 @@ class Generator(Protocol):
 
 @runtime_checkable
 class Discriminator(Protocol):
-    """An ``nn.Module`` mapping a batch of samples (or a multi-scale list) to one logit per sample, shape ``(N,)``."""
+    """An ``nn.Module`` mapping a batch of samples (or a multi-scale list) to one logit per sample, shape ``(N,)``.
+
+    With ``num_classes: int`` > 0 it is *conditional*, called as ``discriminator(x, labels)``.
+    """
 
     def __call__(self, x: Any) -> Tensor: ...
 
@@ -49,29 +61,49 @@ class Loss(Protocol):
 
 @runtime_checkable
 class AdversarialLoss(Loss, Protocol):
-    """The GAN game: a discriminator loss from real and fake logits, a generator loss from fake logits.
+    """The GAN game on raw logits: real samples are labelled 1, generated ones 0; the generator aims for 1.
 
-    Real samples are labelled 1 and generated ones 0; the generator aims for 1.
+    ``discriminator_loss(real_logits, fake_logits)`` in the discriminator phase;
+    ``generator_loss(fake_logits, real_logits=None)`` in the generator phase.
+    A loss that sets ``needs_real_logits = True`` (relativistic losses) gets
+    fresh real logits there: the frozen discriminator's judgement of the
+    step's real batch, computed after the discriminator's update. Otherwise
+    ``real_logits`` is None and no real batch is judged in that phase. (A
+    loss written before this contract, with ``generator_loss(fake_logits)``
+    only, keeps working.)
     """
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor: ...
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor: ...
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor: ...
 
 
 @runtime_checkable
 class Regularizer(Loss, Protocol):
-    """A term added to the discriminator loss that may look at the discriminator itself (R1, gradient penalty).
+    """A term added to one network's loss that may look at the network itself (R1, R2, path length).
 
-    ``penalty`` returns the unweighted term; the trainer adds ``weight * every * penalty``
-    every ``every`` discriminator steps (lazy regularisation). ``real`` and ``fake``
-    are what the discriminator sees: tensors, or lists of tensors for multi-scale
-    discriminators.
+    ``network`` says which: ``"discriminator"`` (the default when absent) or
+    ``"generator"``. ``penalty`` returns the unweighted term; the trainer adds
+    ``weight * every * penalty`` every ``every`` steps of that network (lazy
+    regularisation). A regulariser with ``state_dict``/``load_state_dict``
+    (a moving mean) has its state saved in checkpoints.
+
+    - discriminator: ``penalty(discriminator, real, fake, **context)``, where
+      ``discriminator(x, labels=None)`` judges ``x`` (labels default to the
+      real batch's for conditional discriminators), and ``real``/``fake`` are
+      the batches the discriminator saw in that phase (after tricks'
+      ``discriminator_input``; lists of tensors for multi-scale ones).
+      ``context``: ``real_labels``, ``fake_labels`` (None when unconditional).
+    - generator: ``penalty(generator, latents, **context)`` with the generator
+      module and a fresh latent batch; ``context``: ``labels``, and
+      ``discriminator`` (the frozen discriminator, as above).
+
+    Accept unknown ``context`` keywords (``**context``): gankit may pass more.
     """
 
     every: int
 
-    def penalty(self, discriminator: nn.Module, real: Any, fake: Any) -> Tensor: ...
+    def penalty(self, network: Any, *args: Any, **context: Any) -> Tensor: ...
 
 
 @runtime_checkable
@@ -167,9 +199,11 @@ class DataSource(Protocol):
 class Trick(Protocol):
     """A training trick: hooks into the trainer at named events (see :mod:`gankit.training.events`).
 
-    A trick implements any of ``setup``, ``before_step``, ``after_discriminator_step``,
-    ``after_generator_step``, ``state_dict`` / ``load_state_dict``, and
-    ``sampling_generator`` (the generator used for samples and exports).
+    A trick implements any of the events; each receives a
+    :class:`gankit.training.context.TrainingContext`, never the trainer. It may
+    also implement ``state_dict`` / ``load_state_dict`` (saved in checkpoints).
+    A public method whose name looks like an event but is not one is a
+    registration error.
     """
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,13 @@ from pydantic import BaseModel, ValidationError
 
 from gankit.errors import GankitError, PartNotFoundError
 from gankit.registry import Part, Registry, did_you_mean, parse_ref, shown
+from gankit.slots import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, Slot, TaskSchema
+from gankit.tasks import TASKS
+
+__all__ = [
+    "ModelMapSlot", "ModelSlot", "PartListSlot", "PartMapSlot", "PartSlot", "PartSpec", "Recipe", "RecipeError",
+    "RecipeIssue", "Slot", "TaskSchema", "load_recipe", "loads_recipe", "recipe_from_dict", "validate",
+]
 
 #: The largest recipe file gankit reads (recipes are a few KB; this refuses a wrong or hostile file at once).
 MAX_RECIPE_BYTES = 1 << 20
@@ -94,74 +101,6 @@ class RecipeError(GankitError):
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- slots
-
-
-@dataclass(frozen=True)
-class PartSlot:
-    """A table naming one part of ``kind`` (``[generator]``)."""
-
-    kind: str
-    role: str | None = None
-    default: str | None = None
-    required: bool = True
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class PartListSlot:
-    """An array of tables, each naming a part of ``kind`` (``[[tricks]]``)."""
-
-    kind: str
-    role: str | None = None
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class PartMapSlot:
-    """A table of fixed sub-tables, each naming a part of ``kind`` (``[schedule.generator]``)."""
-
-    kind: str
-    keys: tuple[str, ...]
-    default: str
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class ModelSlot:
-    """A table of fixed settings validated by ``model`` (``[run]``)."""
-
-    model: type[BaseModel]
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class ModelMapSlot:
-    """A table of fixed sub-tables, each validated by ``model`` (``[optim.generator]``)."""
-
-    model: type[BaseModel]
-    keys: tuple[str, ...]
-    doc: str = ""
-
-
-Slot = PartSlot | PartListSlot | PartMapSlot | ModelSlot | ModelMapSlot
-
-
-@dataclass(frozen=True)
-class TaskSchema:
-    """The slots of one kind of recipe."""
-
-    name: str
-    slots: dict[str, Slot]
-    doc: str = ""
-
-
-def _tasks() -> dict[str, TaskSchema]:
-    from gankit.tasks import TASKS
-
-    return TASKS
-
-
 # --------------------------------------------------------------------------- recipe
 
 
@@ -213,6 +152,16 @@ class Recipe:
     def run(self) -> Any:
         """The ``[run]`` settings."""
         return self.slots["run"]
+
+    def with_run(self, **changes: Any) -> Recipe:
+        """A copy of this recipe with some ``[run]`` settings changed (validated like the recipe's own)."""
+        run = self.slots["run"]
+        try:
+            new_run = type(run).model_validate({**run.model_dump(), **changes})
+        except ValidationError as error:
+            problems = "; ".join(f"run.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+            raise GankitError(f"{self.source}: {problems}") from None
+        return replace(self, slots={**self.slots, "run": new_run})
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data: every default spelled out, part versions pinned."""
@@ -577,6 +526,8 @@ def _validate_slot(
     for key in slot.keys:
         sub = value.get(key)
         if isinstance(slot, PartMapSlot):
+            if slot.upgrade is not None and isinstance(sub, dict):
+                sub = slot.upgrade(sub)
             out[key] = _validate_part(collector, registry, (name, key), slot.kind, None, sub, slot.default)
         else:
             out[key] = _validate_model(collector, (name, key), slot.model, sub)
@@ -609,7 +560,7 @@ def validate(
     collector = _Collector(locate_lines(text) if text else {}, overrides or {})
     collector.upgrade_versions = upgrade_versions
     raw = dict(raw)
-    tasks = _tasks()
+    tasks = TASKS
     task = raw.pop("task", "gan")
     if not isinstance(task, str) or task not in tasks:
         hint = did_you_mean(str(task), tasks)
@@ -665,17 +616,30 @@ def builtin_recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
 
 
+def shipped_recipes() -> dict[str, Path]:
+    """Every recipe usable by name: gankit's own, then those installed plugins ship."""
+    from gankit.plugins import get_registry
+
+    shipped = builtin_recipes()
+    shipped.update({name: recipe.path for name, recipe in get_registry().recipes.items()})
+    return shipped
+
+
 def resolve_recipe_path(ref: str | Path) -> Path:
-    """A recipe file, or the name of a shipped recipe (``dcgan-digits``)."""
+    """A recipe file, or the name of a recipe shipped with gankit or a plugin (``dcgan-digits``)."""
     path = Path(ref)
     if path.is_file():
         return path
-    shipped = builtin_recipes()
+    builtin = builtin_recipes()
     stem = path.name.removesuffix(".toml")
-    if stem in shipped and (len(path.parts) == 1 or path.parent.name == "recipes"):
-        return shipped[stem]
+    if stem in builtin and (len(path.parts) == 1 or path.parent.name == "recipes"):
+        return builtin[stem]
     if path.is_dir():
         raise GankitError(f"{_cut(str(ref), 200)}: is a folder, not a recipe file")
+    shipped = shipped_recipes()
+    name = str(ref).removesuffix(".toml")
+    if name in shipped:
+        return shipped[name]
     if path.exists():
         raise GankitError(f"{_cut(str(ref), 200)}: not a regular file; a recipe is a TOML file")
     hint = did_you_mean(stem, shipped)

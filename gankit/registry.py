@@ -14,6 +14,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -154,8 +155,17 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, int(match.group(1))
 
 
+@dataclass(frozen=True)
+class ShippedRecipe:
+    """A recipe file a plugin ships (see :func:`gankit.hookspecs.gankit_recipes`)."""
+
+    name: str
+    path: Path
+    provider: Provider
+
+
 class Registry:
-    """Parts by kind, name and version.
+    """Parts by kind, name and version (and the recipes plugins ship).
 
     >>> from gankit.registry import Registry, Provider, NoParams
     >>> reg = Registry()
@@ -167,6 +177,40 @@ class Registry:
 
     def __init__(self) -> None:
         self._parts: dict[tuple[str, str], dict[int, Part]] = {}
+        self.recipes: dict[str, ShippedRecipe] = {}
+
+    def add_recipes(self, paths: Iterable[Any], *, provider: Provider, taken: Iterable[str] = ()) -> None:
+        """Add a plugin's recipe files (``.toml`` files, or folders of them) under their file names.
+
+        A name already taken (by a built-in recipe, or another plugin) is
+        added as ``namespace/name`` instead.
+        """
+        from gankit.recipe import builtin_recipes
+
+        builtin = set(builtin_recipes()) | set(taken)
+        if isinstance(paths, str | Path):
+            paths = [paths]
+        files: list[Path] = []
+        for entry in paths:
+            path = Path(entry)
+            if path.is_dir():
+                files.extend(sorted(path.glob("*.toml")))
+            elif path.suffix == ".toml" and path.is_file():
+                files.append(path)
+            else:
+                raise RegistrationError(
+                    f"{provider}: gankit_recipes returned {str(path)!r}, not a .toml file or a folder"
+                )
+        for file in files:
+            name = file.stem
+            if name in builtin or name in self.recipes:
+                name = f"{provider.namespace or provider.name}/{file.stem}"
+            self.recipes[name] = ShippedRecipe(name, file, provider)
+
+    def remove_recipes(self, provider: Provider) -> None:
+        """Take every recipe of ``provider`` out again."""
+        for name in [n for n, r in self.recipes.items() if r.provider == provider]:
+            del self.recipes[name]
 
     def add(
         self,
@@ -213,6 +257,10 @@ class Registry:
                 f"{provider}: params model of {kind} {name!r} must forbid unknown keys "
                 "(subclass gankit.Params, or set model_config = ConfigDict(extra='forbid'))"
             )
+        if kind == "trick" and isinstance(factory, type):
+            from gankit.training.events import check_trick_events
+
+            check_trick_events(factory, f"{provider}: trick {name!r}")
         doc = _docstring(factory)
         first_line = doc.splitlines()[0] if doc else ""
         part = Part(
@@ -260,13 +308,30 @@ class Registry:
             what = f"{role} {kind}" if role else kind
             message = f"unknown {what} {shown(name)}.{did_you_mean(name, available)}"
             message += f" Available: {', '.join(available) if available else '(none)'}."
-            raise PartNotFoundError(message)
+            raise PartNotFoundError(message + self._missing_namespace(name))
         if version is None:
             return versions[max(versions)]
         if version not in versions:
             have = ", ".join(f"v{v}" for v in sorted(versions))
             raise PartNotFoundError(f"{kind} {shown(name)} has no version v{version}; available: {have}")
         return versions[version]
+
+    def namespaces(self) -> set[str]:
+        """The plugin namespaces that registered at least one part."""
+        return {name.rpartition(".")[0] for (_, name) in self._parts if "." in name}
+
+    def _missing_namespace(self, name: str) -> str:
+        """A hint when ``name`` belongs to a plugin namespace that no installed plugin provides."""
+        namespace, dot, _ = name.rpartition(".")
+        if not dot or namespace in self.namespaces() or len(namespace) > SUGGEST_MAX_LENGTH:
+            return ""
+        import os
+
+        hint = (f" No installed plugin provides the namespace {namespace!r}: install the plugin that does "
+                f"(often the distribution 'gankit-{namespace}'), then check with gankit list.")
+        if os.environ.get("GANKIT_DISABLE_PLUGINS", "").strip().lower() not in ("", "0", "false", "no"):
+            hint += " GANKIT_DISABLE_PLUGINS is set, so no third-party plugin is loaded: unset it."
+        return hint
 
     def names(self, kind: str, *, role: str | None = None) -> list[str]:
         """Sorted names of the parts of ``kind`` (and ``role``, when given)."""

@@ -240,19 +240,21 @@ def _describe_network(spec: PartSpec, module: nn.Module) -> str:
     return f"{spec.name} ({parameter_count(module):,} parameters)"
 
 
-def estimate_training_memory(recipe: Recipe, shape: tuple[int, ...], device: torch.device) -> MemoryEstimate | None:
+def estimate_training_memory(
+    recipe: Recipe, shape: tuple[int, ...], device: torch.device, **context: Any
+) -> MemoryEstimate | None:
     """What training ``recipe`` on samples of ``shape`` needs on ``device`` (``None``: a network cannot go on meta).
 
     Parameters, gradients and optimiser state of both networks (and an EMA
     copy of the generator with the ``ema`` trick); the real batch; and the
     activations of the larger phase: the discriminator on a real and a
     generated batch (again for a gradient penalty), or the generator and the
-    discriminator on a generated batch.
+    discriminator on a generated batch. ``context`` goes to the network factories (``num_classes``).
     """
     settings = recipe.run
     batch = int(settings.batch_size)
-    generator = build_on_meta(recipe["generator"], shape=shape)
-    discriminator = build_on_meta(recipe["discriminator"], shape=shape)
+    generator = build_on_meta(recipe["generator"], shape=shape, **context)
+    discriminator = build_on_meta(recipe["discriminator"], shape=shape, **context)
     if generator is None or discriminator is None:
         return None
     g_bytes = tensor_bytes(generator)
@@ -285,16 +287,17 @@ def estimate_training_memory(recipe: Recipe, shape: tuple[int, ...], device: tor
     return MemoryEstimate(device.type, parts, what)
 
 
-def check_training_resources(recipe: Recipe, shape: tuple[int, ...], device: torch.device) -> None:
+def check_training_resources(recipe: Recipe, shape: tuple[int, ...], device: torch.device, **context: Any) -> None:
     """Refuse, before any network is built for real, a training run that cannot fit in ``device``'s memory.
 
     The trainer calls this once the data source is built (it gives ``shape``,
-    one sample's shape) and the device is resolved. Networks that cannot be
-    built on the meta device are not checked.
+    one sample's shape) and the device is resolved; ``context`` is what the
+    network factories get besides ``shape`` (``num_classes``). Networks that
+    cannot be built on the meta device are not checked.
     """
     if checks_disabled():
         return
-    estimate = estimate_training_memory(recipe, tuple(shape), device)
+    estimate = estimate_training_memory(recipe, tuple(shape), device, **context)
     if estimate is None:
         return
     check_memory(estimate, device, "Lower run.batch_size, or the networks' width or depth.")

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gankit.recipe import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, Slot, TaskSchema
 from gankit.registry import Part, Registry
+from gankit.slots import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, Slot, TaskSchema
 
 
 def _model_schema(model: type[BaseModel], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from gankit.recipe import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
 from gankit.registry import MAX_BATCH_SIZE, Params, Seed, check_device
+from gankit.slots import ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
 from gankit.style.schema import STYLE
 
 
@@ -47,25 +48,44 @@ class GanRunSettings(Params):
     _device = field_validator("device")(check_device)
 
 
-class OptimizerSettings(Params):
-    """One network's optimiser (``[optim.generator]``, ``[optim.discriminator]``)."""
+#: Keys of the ``[optim.*]`` table before optimisers were parts (``name = "adam"``), with their defaults there.
+_OLD_OPTIMIZER_DEFAULTS: dict[str, Any] = {
+    "lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 0.0, "eps": 1e-8, "momentum": 0.0, "fused": False,
+}
+#: The keys each built-in optimiser takes.
+_OPTIMIZER_KEYS: dict[str, set[str]] = {
+    "adam": {"lr", "weight_decay", "betas", "eps", "fused"},
+    "adamw": {"lr", "weight_decay", "betas", "eps", "fused"},
+    "sgd": {"lr", "weight_decay", "momentum", "nesterov"},
+    "rmsprop": {"lr", "weight_decay", "momentum", "alpha", "eps"},
+}
 
-    name: Literal["adam", "adamw", "sgd", "rmsprop"] = Field("adam", description="The torch.optim algorithm.")
-    lr: float = Field(2e-4, gt=0, description="Base learning rate (the schedule multiplies it).")
-    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam's betas (DCGAN: 0.5, 0.999).")
-    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
-    eps: float = Field(1e-8, gt=0, description="Adam's epsilon.")
-    momentum: float = Field(0.0, ge=0, lt=1, description="Momentum for sgd and rmsprop.")
-    fused: bool = Field(
-        False, description="Use the fused Adam/AdamW kernel: faster (CPU and CUDA), rounds slightly differently."
-    )
 
-    @field_validator("betas")
-    @classmethod
-    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not all(0 <= b < 1 for b in value):
-            raise ValueError("betas must be two numbers in [0, 1)")
-        return value
+def upgrade_optimizer_table(table: dict[str, Any]) -> dict[str, Any]:
+    """An ``[optim.*]`` table in the layout before optimisers were parts (``name = "adam"``), rewritten.
+
+    ``name`` becomes ``type``; a key the chosen optimiser does not take is
+    dropped when it holds the old layout's default (old resolved recipes spell
+    every key out), and kept otherwise, so that validation reports it.
+    """
+    if "name" not in table or "type" in table:
+        return table
+    table = dict(table)
+    name = table.pop("name")
+    table["type"] = name
+    takes = _OPTIMIZER_KEYS.get(name) if isinstance(name, str) else None
+    if takes is not None:
+        for key, default in _OLD_OPTIMIZER_DEFAULTS.items():
+            if key in table and key not in takes and _same(table[key], default):
+                del table[key]
+    return table
+
+
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(default, list):
+        return isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value) and [
+            float(v) for v in value] == default
+    return type(value) is type(default) and bool(value == default)
 
 
 NETWORKS = ("generator", "discriminator")
@@ -73,14 +93,18 @@ NETWORKS = ("generator", "discriminator")
 GAN = TaskSchema(
     name="gan",
     doc="Train a generator and a discriminator against each other.",
+    trainer="gankit.training.trainer:train",
     slots={
         "run": ModelSlot(GanRunSettings, doc="Run settings."),
         "data": PartSlot("data", doc="Where real samples come from."),
         "generator": PartSlot("generator"),
         "discriminator": PartSlot("discriminator"),
         "loss": PartSlot("loss", role="adversarial", default="non-saturating", doc="The adversarial loss."),
-        "regularizers": PartListSlot("loss", role="regularizer", doc="Terms added to the discriminator's loss."),
-        "optim": ModelMapSlot(OptimizerSettings, NETWORKS, doc="Each network's optimiser (TTUR)."),
+        "regularizers": PartListSlot("loss", role="regularizer",
+                                     doc="Terms added to a network's loss (each says which network: R1, R2 and "
+                                         "gradient penalties the discriminator's, path length the generator's)."),
+        "optim": PartMapSlot("optimizer", NETWORKS, default="adam", upgrade=upgrade_optimizer_table,
+                             doc="Each network's optimiser (TTUR)."),
         "schedule": PartMapSlot("schedule", NETWORKS, default="constant", doc="Each network's learning-rate factor."),
         "balance": PartSlot("balance", default="always", doc="Which network trains at each step."),
         "tricks": PartListSlot("trick", doc="Training tricks (EMA, progressive growing, ...)."),
@@ -90,3 +114,18 @@ GAN = TaskSchema(
 
 #: Every recipe task by name. A task adds its schema here.
 TASKS: dict[str, TaskSchema] = {"gan": GAN, "style": STYLE}
+
+
+def train_task(recipe: Any) -> Callable[..., Any]:
+    """The function that trains a recipe of this task: ``train(recipe, out, *, quiet=...)``."""
+    import importlib
+
+    from gankit.errors import GankitError
+
+    schema = TASKS[recipe.task]
+    if schema.trainer is None:
+        raise GankitError(f"{recipe.source}: a {recipe.task!r} recipe is not trained; "
+                          + ("run it with gankit stylize --recipe" if recipe.task == "style" else "see its docs"))
+    module, _, function = schema.trainer.partition(":")
+    trainer: Callable[..., Any] = getattr(importlib.import_module(module), function)
+    return trainer

@@ -55,6 +55,14 @@ CASES: dict[tuple[str, str], str] = {
     ("loss", "wgan"): POINTS + '[loss]\ntype = "wgan"\n[[regularizers]]\ntype = "gradient-penalty"\n',
     ("loss", "gradient-penalty"): IMAGES + '[[regularizers]]\ntype = "gradient-penalty"\n',
     ("loss", "r1"): IMAGES + '[[regularizers]]\ntype = "r1"\nevery = 2\n',
+    ("loss", "r2"): IMAGES + '[[regularizers]]\ntype = "r1"\n[[regularizers]]\ntype = "r2"\n',
+    ("loss", "path-length"): IMAGES + '[[regularizers]]\ntype = "path-length"\nevery = 1\n',
+    ("loss", "ragan"): POINTS + '[loss]\ntype = "ragan"\nform = "hinge"\n',
+    ("loss", "rpgan"): IMAGES + '[loss]\ntype = "rpgan"\n',
+    ("optimizer", "adam"): POINTS + '[optim.generator]\ntype = "adam"\nfused = true\n',
+    ("optimizer", "adamw"): POINTS + '[optim.generator]\ntype = "adamw"\nweight_decay = 0.01\n',
+    ("optimizer", "sgd"): POINTS + '[optim.discriminator]\ntype = "sgd"\nmomentum = 0.9\nnesterov = true\n',
+    ("optimizer", "rmsprop"): POINTS + '[optim.discriminator]\ntype = "rmsprop"\nlr = 5e-5\n',
     ("schedule", "constant"): POINTS + '[schedule.generator]\ntype = "constant"\n',
     ("schedule", "step"): POINTS + '[schedule.generator]\ntype = "step"\nmilestones = [1]\n',
     ("schedule", "cosine"): POINTS + '[schedule.discriminator]\ntype = "cosine"\n',
@@ -72,11 +80,12 @@ CASES: dict[tuple[str, str], str] = {
     ("metric", "modes"): POINTS + '[[metrics]]\ntype = "modes"\nsamples = 200\n',
     ("metric", "fid"): IMAGES + '[[metrics]]\ntype = "fid"\nn_fake = 64\n',
     ("metric", "kid"): IMAGES + '[[metrics]]\ntype = "kid"\nn_fake = 64\nsubsets = 2\nsubset_size = 32\n',
+    ("metric", "sliced-wasserstein"): POINTS + '[[metrics]]\ntype = "sliced-wasserstein"\nsamples = 64\n',
     ("metric", "stacked-digits"): IMAGES.replace('type = "digits"', 'type = "stacked-digits"')
     + '[[metrics]]\ntype = "stacked-digits"\nsamples = 64\n',
 }
 
-GAN_KINDS = ("generator", "discriminator", "schedule", "balance", "trick", "data", "metric")
+GAN_KINDS = ("generator", "discriminator", "schedule", "balance", "trick", "data", "metric", "optimizer")
 
 
 def test_every_registered_gan_part_has_a_case() -> None:

@@ -540,7 +540,7 @@ def test_cli_lists_plugin_parts_and_broken_plugins(plugin_cli: dict[str, dict]) 
 def test_cli_table_shows_plugin_provider_and_broken_rows(plugin_cli: dict[str, dict]) -> None:
     result = plugin_cli["table"]
     assert result["rc"] == 0, result["stderr"]
-    rows = {line.split("│")[2].strip(): line for line in result["stdout"].splitlines() if line.count("│") >= 5}
+    rows = {line.split("│")[3].strip(): line for line in result["stdout"].splitlines() if line.count("│") >= 5}
     assert "gankit-testplug 0.3" in rows["testplug.half"]
     assert "plugin" in rows["badimport"]
     assert "failed to load: RuntimeError: badimport is broken on purpose" in rows["badimport"]
@@ -566,10 +566,11 @@ def test_cli_shows_plugin_part_with_its_provider(plugin_cli: dict[str, dict]) ->
     assert "schedule testplug.half v1  (gankit-testplug 0.3)" in out
     assert "Half the learning rate at every step (testplug)." in out
     row = next(line for line in out.splitlines() if "factor" in line)
-    assert [cell.strip() for cell in row.split("│")[1:5]] == [
+    assert [cell.strip() for cell in row.split("│")[1:6]] == [
         "factor",
         "float",
         "0.5",
+        "> 0; <= 1",
         "Multiply the learning rate by this.",
     ]
 
@@ -594,6 +595,6 @@ def test_plugin_without_a_marked_hook_is_reported() -> None:
 
     plugin.gankit_register_parts = gankit_register_parts  # type: ignore[attr-defined]
     registry = Registry()
-    with pytest.raises(gankit.GankitError, match=r"no gankit_register_parts hook.*@gankit\.hookimpl"):
+    with pytest.raises(gankit.GankitError, match=r"neither a gankit_register_parts nor .*@gankit\.hookimpl"):
         register_plugin(registry, plugin, Provider("unmarked", "1", "unmarked"))
     assert len(registry) == 0

@@ -322,9 +322,10 @@ def test_reset_optimizer_clears_state_when_a_resolution_appears(tmp_path: Path) 
     trainer = Trainer(recipe, tmp_path / "run", quiet=True)
     trick = trainer.tricks[0]
     trainer.train_step()
-    assert trainer.opt_g.state
-    trick.before_step(trainer, 1)
-    assert not trainer.opt_g.state and not trainer.opt_d.state
+    assert trainer.optimizers["generator"].state
+    trainer.context.step = 1
+    trick.before_step(trainer.context)
+    assert not trainer.optimizers["generator"].state and not trainer.optimizers["discriminator"].state
 
 
 def test_trick_needs_growing_networks(tmp_path: Path) -> None:

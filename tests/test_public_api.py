@@ -48,6 +48,7 @@ FROZEN = frozenset(
         "StyleResult",
         "TrainResult",
         "Trainer",
+        "TrainingContext",
         "TrainingError",
         "Trick",
         "__version__",

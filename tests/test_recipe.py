@@ -75,7 +75,7 @@ def test_valid_recipe_with_defaults_filled_in(builtin_registry: Registry) -> Non
     assert recipe["balance"].name == "always"
     assert {k: v.name for k, v in recipe["schedule"].items()} == {"generator": "constant", "discriminator": "constant"}
     assert recipe["schedule"]["generator"].build(total_steps=10)(5) == 1.0
-    assert recipe["optim"]["generator"].lr == pytest.approx(2e-4)
+    assert recipe["optim"]["generator"].params.lr == pytest.approx(2e-4)
     assert recipe["regularizers"] == []
     assert recipe.get("metrics") == []
     assert [t.params.decay for t in recipe["tricks"]] == [0.9]
@@ -115,7 +115,7 @@ def test_inline_tables_and_dotted_keys(builtin_registry: Registry) -> None:
     text = 'generator = { type = "mlp", width = 12 }\noptim.generator.lr = 0.001\n' + text
     recipe = loads_recipe(text, registry=builtin_registry)
     assert recipe["generator"].params.width == 12
-    assert recipe["optim"]["generator"].lr == 0.001
+    assert recipe["optim"]["generator"].params.lr == 0.001
 
 
 @pytest.mark.parametrize("name", sorted(builtin_recipes()))
@@ -423,8 +423,8 @@ def test_overrides_are_typed(builtin_registry: Registry) -> None:
     assert recipe["generator"].params.width == 32
     assert isinstance(recipe["generator"].params.width, int)
     assert recipe.run.seed == 7
-    assert recipe["optim"]["generator"].lr == 1e-3
-    assert recipe["optim"]["discriminator"].betas == (0.0, 0.99)
+    assert recipe["optim"]["generator"].params.lr == 1e-3
+    assert recipe["optim"]["discriminator"].params.betas == (0.0, 0.99)
     assert recipe["tricks"][0].params.decay == 0.5
     assert recipe["generator"].params.batch_norm is True
     assert recipe["data"].name == "grid"

@@ -82,13 +82,13 @@ def differs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def test_generator_phase_leaves_discriminator_untouched(tmp_path: Path) -> None:
     trainer = Trainer(recipe(DIGITS, "data.resolution=16"), tmp_path / "run", quiet=True)
-    trainer.discriminator_step()
+    trainer.game.discriminator_phase()
     before_d = state_of(trainer.discriminator_module)
     grads_before = [None if p.grad is None else p.grad.clone() for p in trainer.discriminator_module.parameters()]
     before_g = state_of(trainer.generator_module)
     assert any("running_mean" in k for k in before_d), "the test needs BatchNorm in the discriminator"
     assert any("_u" in k for k in before_d), "the test needs spectral norm in the discriminator"
-    trainer.generator_step()
+    trainer.game.generator_phase()
     assert_same(before_d, state_of(trainer.discriminator_module))
     for p, g in zip(trainer.discriminator_module.parameters(), grads_before, strict=True):
         assert (p.grad is None and g is None) or torch.equal(p.grad, g)
@@ -101,7 +101,7 @@ def test_discriminator_phase_trains_only_the_discriminator(tmp_path: Path) -> No
     before_d = state_of(trainer.discriminator_module)
     before_g = dict(trainer.generator_module.named_parameters())
     before_g = {k: v.detach().clone() for k, v in before_g.items()}
-    trainer.discriminator_step()
+    trainer.game.discriminator_phase()
     assert differs(before_d, state_of(trainer.discriminator_module))
     for name, value in trainer.generator_module.named_parameters():
         assert torch.equal(value, before_g[name]), name
@@ -117,14 +117,15 @@ class _SignDiscriminator(nn.Module):
 
 def test_labels_real_one_fake_zero(tmp_path: Path) -> None:
     trainer = Trainer(recipe(RING, 'loss.type="bce"'), tmp_path / "run", quiet=True)
-    trainer.discriminator = _SignDiscriminator()
-    real = trainer.real_batch()
+    judge = _SignDiscriminator()
+    real = trainer.game.batches.real()[0]
     fake = torch.zeros_like(real)
-    assert trainer.discriminator_loss(real, fake).item() < 1e-3, "real must be labelled 1 and fake 0"
-    assert trainer.discriminator_loss(fake, real).item() > 10, "swapped labels must cost a lot"
+    loss = trainer.loss
+    assert loss.discriminator_loss(judge(real), judge(fake)).item() < 1e-3, "real must be labelled 1 and fake 0"
+    assert loss.discriminator_loss(judge(fake), judge(real)).item() > 10, "swapped labels must cost a lot"
     # the generator aims for 1: minimax log(1 - D) is ≈ 0 while D says 0, very negative once D says 1
-    assert trainer.loss.generator_loss(trainer.discriminator(fake)).item() > -1e-3
-    assert trainer.loss.generator_loss(trainer.discriminator(real)).item() < -5
+    assert loss.generator_loss(judge(fake)).item() > -1e-3
+    assert loss.generator_loss(judge(real)).item() < -5
     ns = Trainer(recipe(RING), tmp_path / "run2", quiet=True)
     assert ns.loss.generator_loss(_SignDiscriminator()(fake)).item() > 9
 
@@ -139,7 +140,7 @@ def test_discriminator_skip_skips_and_logs(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     skips = [r for r in records if r.get("event") == "skip"]
     # step 1 trains (no loss seen yet), then 3 skips, 1 forced train, 3 skips: 6 of 8 steps skipped
-    assert len(skips) == 6 == trainer.skips == trainer.balance.skips
+    assert len(skips) == 6 == trainer.counters.skips == trainer.balance.skips
     assert all(r["reason"].startswith("skip: discriminator loss") and "< 100" in r["reason"] for r in skips)
     logged = [r for r in records if "d_loss" in r]
     assert logged[-1]["skips"] == 6
@@ -160,7 +161,7 @@ def test_n_critic_runs_k_discriminator_steps(tmp_path: Path) -> None:
     trainer = Trainer(recipe(text, 'loss.type="wgan"'), tmp_path / "run", quiet=True)
     trainer.train_step()
     trainer.train_step()
-    assert trainer.d_step_count == 6
+    assert trainer.game.d_step_count == 6
 
 
 # ---------------------------------------------------------------- determinism and resume
@@ -321,5 +322,5 @@ def test_fused_adam_option_trains_deterministically(tmp_path: Path) -> None:
     a.fit()
     b = Trainer(recipe(RING, *overrides), tmp_path / "b", quiet=True)
     b.fit()
-    assert a.opt_g.defaults["fused"] is True
+    assert a.optimizers["generator"].defaults["fused"] is True
     assert_same(state_of(a.generator_module), state_of(b.generator_module))

@@ -13,6 +13,14 @@ DESCRIPTION = (
     "one JSON object on standard output. The metric starts from the parameters the run's recipe gave it under "
     "[[metrics]] (if any); --set and -n change them."
 )
+EPILOG = """examples (each works as written, one after the other, in an empty folder):
+  gankit train ring-gan --steps 200 --out ring -q
+  gankit eval ring --metric modes -n 1000
+  gankit eval ring --metric sliced-wasserstein --set projections=64
+  gankit train dcgan-digits --steps 10 --out digits -q
+  gankit eval digits --metric fid -n 256 --indent 2
+
+metrics: gankit list --kind metric; a metric's parameters: gankit show fid"""
 ORDER = 3
 
 #: Metric parameters that ``-n`` sets, in order of preference.

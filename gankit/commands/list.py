@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     parts = registry.parts(args.kind, all_versions=args.all_versions)
     if args.json:
         rows = [
-            {"kind": p.kind, "name": p.name, "version": p.version, "provider": str(p.provider),
+            {"kind": p.kind, "role": p.role, "name": p.name, "version": p.version, "provider": str(p.provider),
              "summary": p.summary}
             for p in parts
         ]
@@ -43,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from gankit.commands._console import stdout
 
     table = Table(title="gankit parts", show_lines=False)
-    for column in ("kind", "name", "version", "provider", "summary"):
+    for column in ("kind", "role", "name", "version", "provider", "summary"):
         table.add_column(column)
     for p in parts:
-        table.add_row(p.kind, escape(p.name), f"v{p.version}", escape(str(p.provider)), escape(p.summary))
+        table.add_row(p.kind, p.role or "", escape(p.name), f"v{p.version}", escape(str(p.provider)),
+                      escape(p.summary))
     for b in broken:
-        table.add_row("[red]plugin[/]", f"[red]{escape(b.name)}[/]", "", f"[red]{escape(str(b.provider))}[/]",
+        table.add_row("[red]plugin[/]", "", f"[red]{escape(b.name)}[/]", "", f"[red]{escape(str(b.provider))}[/]",
                       f"[red]failed to load: {escape(b.error)}[/]")
     stdout().print(table)
     return 0

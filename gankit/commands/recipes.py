@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "recipes"
-HELP = "list the recipes shipped with gankit (use them by name: gankit train dcgan-digits)"
+HELP = "list the recipes shipped with gankit and its plugins (use them by name: gankit train dcgan-digits)"
 ORDER = 12
 
 
@@ -21,10 +21,21 @@ def _description(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from gankit.plugins import PluginWarning, get_registry
     from gankit.recipe import builtin_recipes
 
-    for name, path in builtin_recipes().items():
-        summary = _description(path.read_text(encoding="utf-8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)
+        plugin_recipes = get_registry().recipes
+    rows = [(name, path, "") for name, path in builtin_recipes().items()]
+    rows += [(name, r.path, f"  [{r.provider}]") for name, r in sorted(plugin_recipes.items())]
+    for name, path, provider in rows:
+        try:
+            summary = _description(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            summary = f"(unreadable: {error})"
         where = f"  {path}" if args.path else ""
-        print(f"{name:28s} {summary}{where}")
+        print(f"{name:28s} {summary}{provider}{where}")
     return 0

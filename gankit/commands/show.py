@@ -22,6 +22,33 @@ def _type_name(annotation: Any) -> str:
     return text or str(annotation).replace("typing.", "")
 
 
+def _limits(info: Any) -> str:
+    """A field's limits as text: ``>= 0``, ``< 1``, ``one of: a, b``, ``at least 1 item``."""
+    import typing
+
+    out: list[str] = []
+    for item in info.metadata:
+        for attr, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(item, attr, None)
+            if value is not None:
+                out.append(f"{symbol} {value}")
+        for attr, text in (("min_length", "length >= "), ("max_length", "length <= ")):
+            value = getattr(item, attr, None)
+            if value is not None:
+                out.append(f"{text}{value}")
+    choices: list[Any] = []
+    stack = [info.annotation]
+    while stack:
+        annotation = stack.pop()
+        if typing.get_origin(annotation) is typing.Literal:
+            choices.extend(typing.get_args(annotation))
+        else:
+            stack.extend(a for a in typing.get_args(annotation) if a is not type(None))
+    if choices:
+        out.append("one of: " + ", ".join(str(c) for c in choices))
+    return "; ".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
     from pydantic_core import PydanticUndefined
     from rich.markup import escape
@@ -43,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
         raise PartNotFoundError(f"no part named {shown(name)}.{did_you_mean(name, names)} See: gankit list")
     console = stdout()
     for part in parts:
-        console.print(f"[bold]{part.kind} {escape(part.name)}[/] v{part.version}  ({escape(str(part.provider))})")
+        role = f" ({part.role})" if part.role else ""
+        console.print(f"[bold]{part.kind}{role} {escape(part.name)}[/] v{part.version}  ({escape(str(part.provider))})")
         if part.doc:
             console.print(escape(part.doc), highlight=False)
         table = Table(show_header=True)
-        for column in ("parameter", "type", "default", "description"):
+        for column in ("parameter", "type", "default", "limits", "description"):
             table.add_column(column)
         for field_name, info in part.params.model_fields.items():
             if info.default is not PydanticUndefined:
@@ -57,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 default = "(required)"
             table.add_row(field_name, escape(_type_name(info.annotation)), escape(default),
-                          escape(info.description or ""))
+                          escape(_limits(info)), escape(info.description or ""))
         if part.params.model_fields:
             console.print(table)
         else:

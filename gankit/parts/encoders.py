@@ -2,7 +2,8 @@
 
 The networks are defined in :mod:`gankit.style.vgg` (no torchvision needed);
 their weights come from :mod:`gankit.style.weights`. Both are loaded when an
-encoder is built, so listing parts does not import torch.
+encoder is built. (Listing parts imports torch anyway: most part modules
+define ``nn.Module`` classes.)
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Image losses of neural style transfer: ``content``, ``gram-style`` and ``total-variation`` (role ``image``).
 
-The classes live in :mod:`gankit.style.losses` (loaded when a loss is built,
-so that listing parts does not import torch); the normalisations are
-documented there and in ``docs/style-transfer.md``.
+The classes live in :mod:`gankit.style.losses`, loaded when a loss is built;
+the normalisations are documented there and in ``docs/style-transfer.md``.
 """
 
 from __future__ import annotations

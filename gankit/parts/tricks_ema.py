@@ -11,6 +11,7 @@ from torch import nn
 
 from gankit.hookspecs import Register
 from gankit.registry import Params
+from gankit.training.context import TrainingContext
 
 
 class EmaParams(Params):
@@ -39,9 +40,9 @@ class EmaTrick:
         self._averaged_buffers: list[torch.Tensor] = []
         self._current_buffers: list[torch.Tensor] = []
 
-    def setup(self, trainer: Any) -> None:
-        """Make the averaged copy of the trainer's generator."""
-        source: nn.Module = trainer.generator_module
+    def setup(self, ctx: TrainingContext) -> None:
+        """Make the averaged copy of the run's generator."""
+        source: nn.Module = ctx.generator
         self.average = copy.deepcopy(source).eval().requires_grad_(False)
         self._pairs = list(zip(self.average.parameters(), source.parameters(), strict=True))
         self._buffers = list(zip(self.average.buffers(), source.buffers(), strict=True))
@@ -52,8 +53,9 @@ class EmaTrick:
         self._current_buffers = [c for _, c in self._buffers]
 
     @torch.no_grad()
-    def after_generator_step(self, trainer: Any, step: int) -> None:
+    def after_generator_step(self, ctx: TrainingContext) -> None:
         """Fold the generator's new weights into the average."""
+        step = ctx.step
         if step % self.params.every:
             return
         if step < self.params.start:
@@ -63,7 +65,7 @@ class EmaTrick:
         if self._averaged_buffers:
             torch._foreach_copy_(self._averaged_buffers, self._current_buffers)
 
-    def sampling_generator(self, trainer: Any) -> nn.Module | None:
+    def sampling_generator(self, ctx: TrainingContext) -> nn.Module | None:
         """The averaged generator, for samples and exports."""
         return self.average
 

@@ -27,6 +27,7 @@ from gankit.errors import GankitError
 from gankit.hookspecs import Register
 from gankit.nn.progressive import BASE_RESOLUTION, fade_real, growing_networks
 from gankit.registry import Params
+from gankit.training.context import TrainingContext
 
 
 class ProgressiveParams(Params):
@@ -124,11 +125,11 @@ class ProgressiveTrick:
         self.resolution_target: int | None = None
         self.progress = Progress(0, params.start_resolution, 1.0, "stabilise")
         self.images = 0
-        self._trainer: Any = None
+        self._ctx: TrainingContext | None = None
 
-    def setup(self, trainer: Any) -> None:
+    def setup(self, ctx: TrainingContext) -> None:
         """Check that the run has growing networks at the data's resolution, and start at stage 0."""
-        shape = tuple(trainer.data.shape)
+        shape = ctx.data_shape
         if len(shape) != 3 or shape[1] != shape[2]:
             raise GankitError(f"the 'progressive' trick needs square images, got a sample shape {shape}")
         target = int(shape[-1])
@@ -137,7 +138,7 @@ class ProgressiveTrick:
                 f"progressive.start_resolution = {self.params.start_resolution} is above the data's resolution "
                 f"{target}; use {target} or less"
             )
-        for slot, module in (("generator", trainer.generator_module), ("discriminator", trainer.discriminator_module)):
+        for slot, module in (("generator", ctx.generator), ("discriminator", ctx.discriminator)):
             found = growing_networks(module)
             if not found:
                 raise GankitError(
@@ -150,8 +151,8 @@ class ProgressiveTrick:
                         f"but the data is {target}x{target}"
                     )
         self.resolution_target = target
-        self._trainer = trainer
-        self._move_to(trainer, trainer.step)
+        self._ctx = ctx
+        self._move_to(ctx, ctx.step)
 
     def schedule(self, images: int) -> Progress:
         """Where this run stands after ``images`` images (needs :meth:`setup`, which reads the data's resolution)."""
@@ -166,32 +167,30 @@ class ProgressiveTrick:
             stabilise_images=p.stabilise_images,
         )
 
-    def before_step(self, trainer: Any, step: int) -> None:
-        """Move every growing network to the stage and alpha of the images seen before ``step``."""
-        self._move_to(trainer, step)
+    def before_step(self, ctx: TrainingContext) -> None:
+        """Move every growing network to the stage and alpha of the images seen before this step."""
+        self._move_to(ctx, ctx.step)
 
-    def _move_to(self, trainer: Any, step: int) -> None:
-        images = step * int(trainer.settings.batch_size)
+    def _move_to(self, ctx: TrainingContext, step: int) -> None:
+        images = step * ctx.batch_size
         progress = self.schedule(images)
         if self.params.reset_optimizer and progress.stage > self.progress.stage:
-            for optimizer in (trainer.opt_g, trainer.opt_d):
+            for optimizer in ctx.optimizers.values():
                 optimizer.state.clear()
         self.progress = progress
         self.images = images
-        self._apply(trainer)
+        self._apply(ctx)
 
-    def _apply(self, trainer: Any) -> None:
-        modules = growing_networks(
-            trainer.generator_module, trainer.discriminator_module, trainer.sampling_generator()
-        )
+    def _apply(self, ctx: TrainingContext) -> None:
+        modules = growing_networks(ctx.generator, ctx.discriminator, ctx.sampling_generator())
         for network in modules:
             network.set_progress(self.progress.resolution, self.progress.alpha)
 
-    def real_batch(self, trainer: Any, x: Tensor) -> Tensor:
+    def real_batch(self, ctx: TrainingContext, x: Tensor) -> Tensor:
         """The real batch at the current resolution, faded in like the generator's output."""
         return fade_real(x, self.progress.resolution, self.progress.alpha)
 
-    def log(self, trainer: Any, step: int) -> dict[str, Any]:
+    def log(self, ctx: TrainingContext) -> dict[str, Any]:
         """The resolution and alpha of the last step, for metrics.jsonl."""
         return {"resolution": self.progress.resolution, "alpha": round(self.progress.alpha, 6)}
 
@@ -205,8 +204,8 @@ class ProgressiveTrick:
             int(state["stage"]), int(state["resolution"]), float(state["alpha"]), state.get("phase", "stabilise")
         )
         self.images = int(state["images"])
-        if self._trainer is not None:
-            self._apply(self._trainer)
+        if self._ctx is not None:
+            self._apply(self._ctx)
 
 
 def register(register: Register) -> None:

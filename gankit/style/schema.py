@@ -16,8 +16,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gankit.recipe import ModelSlot, PartListSlot, PartSlot, TaskSchema
 from gankit.registry import Params, Seed, check_device
+from gankit.slots import ModelSlot, PartListSlot, PartSlot, TaskSchema
 
 #: The ``init`` values that are not paths.
 INIT_CHOICES = ("noise", "content")

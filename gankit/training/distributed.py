@@ -130,3 +130,12 @@ def peer_failure(error: BaseException) -> DistributedError:
         "Look at the other processes' output for the cause; resume with gankit train --resume RUN "
         "(on any number of processes)."
     )
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether an exception came from a collective whose peer died or hung."""
+    dist_error = getattr(dist, "DistError", None)
+    if dist_error is not None and isinstance(error, dist_error):
+        return True
+    text = str(error).lower()
+    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout", "peer"))

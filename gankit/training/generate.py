@@ -61,7 +61,7 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
     """
     from gankit.devices import resolve_device
     from gankit.resources import build_on_meta, check_memory, check_weights_fit, estimate_sampling_memory
-    from gankit.training.trainer import recipe_from_checkpoint
+    from gankit.training.resuming import recipe_from_checkpoint
 
     target = resolve_device(device)
     file, ckpt = load_source(path)

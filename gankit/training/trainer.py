@@ -1,23 +1,15 @@
-"""The one GAN trainer: any recipe's parts, trained in two phases per step.
+"""The one GAN trainer: builds a recipe's parts and runs the training loop around the game.
 
-Each step follows the textbook:
-
-1. **Discriminator phase** — a real batch (label 1) and a generated batch
-   (label 0, produced without a gradient graph) go through the discriminator;
-   the adversarial loss plus any regularisers is minimised by the
-   discriminator's optimiser.
-2. **Generator phase** — a new latent batch goes through the generator and the
-   *frozen* discriminator; the generator's optimiser makes the discriminator say
-   1. Frozen means: the discriminator's parameters receive no gradient, and
-   every buffer it holds (BatchNorm running statistics, spectral-norm vectors)
-   is restored afterwards, so this phase leaves the discriminator bit-for-bit
-   unchanged. It stays in training mode, so BatchNorm normalises with the
-   batch's own statistics exactly as in the discriminator phase.
-
-A balance policy decides how many of each phase a step runs; tricks hook in at
-the events of :mod:`gankit.training.events`. Losses stay on the device: they are
-read (a host sync) only at logging steps, unless the balance policy needs them
-every step.
+The maths of a step lives in :mod:`gankit.training.game`; where batches come
+from in :mod:`gankit.training.batches`; what a checkpoint holds in
+:mod:`gankit.training.state`; the run folder and its lock in
+:mod:`gankit.training.run_folder`; stopping on signals in
+:mod:`gankit.training.signals`; several processes in
+:mod:`gankit.training.distributed`. This module ties them together: a balance
+policy decides how many phases each step runs, tricks hook in at the events
+of :mod:`gankit.training.events`, and the loop writes samples, metrics and
+checkpoints. Losses stay on the device: they are read (a host sync) only at
+logging steps, unless the balance policy needs them every step.
 """
 
 from __future__ import annotations
@@ -26,10 +18,8 @@ import contextlib
 import json
 import math
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,89 +29,20 @@ import torch
 from torch import nn
 
 from gankit import __version__
-from gankit.checkpoint import (
-    Checkpoint,
-    join_state,
-    latest_checkpoint,
-    load_checkpoint,
-    split_state,
-    write_run_checkpoint,
-)
+from gankit.checkpoint import Checkpoint, checkpoint_path, save_checkpoint, write_run_checkpoint
 from gankit.errors import GankitError, TrainingError
 from gankit.images import samples_picture, save_picture
 from gankit.progress import Progress
 from gankit.protocols import Decision
-from gankit.recipe import PartSpec, Recipe, loads_recipe
+from gankit.recipe import Recipe
 from gankit.training import distributed
+from gankit.training.batches import Batches, RandomStreams
+from gankit.training.context import TrainingContext
 from gankit.training.events import TrickHooks
+from gankit.training.game import GanGame, Networks
 from gankit.training.run_folder import EXPORT_FILE, METRICS_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else MPS when present, else CPU; other names as given (checked)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GankitError(f"run.device = {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
-    return device
-
-
-def build_optimizer(settings: Any, params: Any) -> torch.optim.Optimizer:
-    """A torch optimiser from ``[optim.*]`` settings."""
-    name = settings.name
-    fused = settings.fused or None
-    if name == "adam":
-        return torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, eps=settings.eps,
-                                weight_decay=settings.weight_decay, fused=fused)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, eps=settings.eps,
-                                 weight_decay=settings.weight_decay, fused=fused)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
-                               weight_decay=settings.weight_decay)
-    return torch.optim.RMSprop(params, lr=settings.lr, momentum=settings.momentum, eps=settings.eps,
-                               weight_decay=settings.weight_decay)
-
-
-class Freezer:
-    """Runs a module without training it: no parameter gradients, every buffer restored afterwards.
-
-    The lists of parameters and buffers, and the space for the buffers' copies,
-    are made once, so freezing costs no allocation per step.
-    """
-
-    def __init__(self, module: nn.Module) -> None:
-        self.params = list(module.parameters())
-        self.buffers = list(module.buffers())
-        self.saved = [b.detach().clone() for b in self.buffers]
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        trainable = [p for p in self.params if p.requires_grad]
-        with torch.no_grad():
-            for s, b in zip(self.saved, self.buffers, strict=True):
-                s.copy_(b)
-        for p in trainable:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in trainable:
-                p.requires_grad_(True)
-            with torch.no_grad():
-                for b, s in zip(self.buffers, self.saved, strict=True):
-                    b.copy_(s)
-
-
-def frozen(module: nn.Module) -> contextlib.AbstractContextManager[None]:
-    """Run ``module`` without training it: no parameter gradients, every buffer restored on exit."""
-    return Freezer(module)()
+from gankit.training.signals import StopRequest
+from gankit.training.state import Counters, StatefulParts, from_checkpoint, to_checkpoint, weights_are_finite
 
 
 @dataclass
@@ -144,8 +65,15 @@ def default_run_dir(recipe: Recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{stamp}"
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else MPS when present, else CPU; other names as given (checked)."""
+    from gankit.devices import resolve_device as resolve
+
+    return resolve(name)
+
+
 class Trainer:
-    """Trains a GAN recipe; see the module docstring for the two phases.
+    """Trains a GAN recipe: see :mod:`gankit.training.game` for the two phases of a step.
 
     >>> trainer = Trainer(recipe, run_dir="runs/demo")   # doctest: +SKIP
     >>> trainer.fit()                                     # doctest: +SKIP
@@ -163,38 +91,49 @@ class Trainer:
         if recipe.task != "gan":
             raise GankitError(f"{recipe.source}: a {recipe.task!r} recipe cannot be trained as a GAN")
         self.recipe = recipe
-        self.settings = recipe.run
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
         self.progress_stream = progress_stream
         self.folder = folder
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = resolve_device(distributed.device_for(self.settings.device, local_rank)
-                                     if distributed.launched_by_torchrun() else self.settings.device)
+        device_name = self.settings.device
+        if distributed.launched_by_torchrun():
+            device_name = distributed.device_for(device_name, local_rank)
+        self.device = resolve_device(device_name)
         self.dist = distributed.init(self.device, self.settings.dist_timeout)
         self.quiet = quiet or not self.dist.is_main
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
-        self.step = 0
-        self._stop_requested = False
+        self.counters = Counters()
+        self.stop = StopRequest()
         self._build()
+
+    @property
+    def settings(self) -> Any:
+        """The ``[run]`` settings of the recipe."""
+        return self.recipe.run
+
+    @property
+    def step(self) -> int:
+        """Steps completed so far."""
+        return self.counters.step
 
     # ------------------------------------------------------------------ construction
 
     def _build(self) -> None:
         s = self.settings
         recipe = self.recipe
-        rank = self.dist.rank
         torch.manual_seed(s.seed)
         self.data = recipe["data"].build(seed=s.seed)
         shape = tuple(self.data.shape)
-        from gankit.resources import check_training_resources  # issue 19 (helper wt-19): resource check, re-apply
-        check_training_resources(recipe, shape, self.device)  # issue 19 (helper wt-19): before any network is built
-        self.generator_module: nn.Module = recipe["generator"].build(shape=shape).to(self.device)
-        self.discriminator_module: nn.Module = recipe["discriminator"].build(shape=shape).to(self.device)
+        num_classes = int(getattr(self.data, "num_classes", 0) or 0)
+        from gankit.resources import check_training_resources  # issue 19 (helper wt-19): resource check
+        check_training_resources(recipe, shape, self.device, num_classes=num_classes)  # issue 19: before any build
+        generator: nn.Module = recipe["generator"].build(shape=shape, num_classes=num_classes).to(self.device)
+        discriminator: nn.Module = recipe["discriminator"].build(shape=shape, num_classes=num_classes).to(self.device)
         if s.channels_last and len(shape) == 3:
-            self.generator_module.to(memory_format=torch.channels_last)
-            self.discriminator_module.to(memory_format=torch.channels_last)
-        self.latent_dim = int(getattr(self.generator_module, "latent_dim", 0))
+            generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            discriminator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.latent_dim = int(getattr(generator, "latent_dim", 0))
         if self.latent_dim <= 0:
             raise GankitError(f"generator {recipe['generator'].name!r} has no positive latent_dim")
         self.loss = recipe["loss"].build()
@@ -202,60 +141,102 @@ class Trainer:
         self.balance = recipe["balance"].build()
         self.tricks = [spec.build() for spec in recipe["tricks"]]
         self.metrics = [(spec.name, spec.build()) for spec in recipe["metrics"]]
-        self.best_value: float | None = None
-        self.hooks = TrickHooks(self.tricks)
-        self.opt_g = build_optimizer(recipe["optim"]["generator"], self.generator_module.parameters())
-        self.opt_d = build_optimizer(recipe["optim"]["discriminator"], self.discriminator_module.parameters())
-        self.base_lr = {"generator": recipe["optim"]["generator"].lr,
-                        "discriminator": recipe["optim"]["discriminator"].lr}
-        self.schedules = {key: spec.build(total_steps=s.steps) for key, spec in recipe["schedule"].items()}
-        self._wrap_networks()
-        self.data_rng = torch.Generator().manual_seed(s.seed + 1 + 1000 * rank)
-        self.latent_rng = torch.Generator(device=self.device).manual_seed(s.seed + 2 + 1000 * rank)
-        if rank:
-            torch.manual_seed(s.seed + 1000 * rank)
+        self.hooks = TrickHooks(self.tricks, [spec.name for spec in recipe["tricks"]])
+        self.optimizers = {
+            key: recipe["optim"][key].build(parameters=module.parameters(), network=key)
+            for key, module in (("generator", generator), ("discriminator", discriminator))
+        }
+        self.base_lrs = {key: [float(g["lr"]) for g in opt.param_groups] for key, opt in self.optimizers.items()}
+        self._build_schedules()
+        self.nets = self._wrap_networks(generator, discriminator)
+        generator, discriminator = self.nets.generator_module, self.nets.discriminator_module
+        if self.dist.enabled and callable(getattr(self.data, "shard", None)):
+            self.data.shard(self.dist.rank, self.dist.world_size)
+        self.streams = RandomStreams(s.seed, self.dist.rank, self.device)
         fixed_rng = torch.Generator().manual_seed(s.seed + 3)
         self.fixed_latents = torch.randn(s.samples, self.latent_dim, generator=fixed_rng).to(self.device)
-        self.freeze_discriminator = Freezer(self.discriminator_module)
-        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[s.precision]
+        g_classes = self.nets.generator_classes
+        self.fixed_labels = (torch.arange(s.samples) % g_classes).to(self.device) if g_classes else None
+        self.context = TrainingContext(
+            generator=generator, discriminator=discriminator, optimizers=self.optimizers, data=self.data,
+            run=s, device=self.device, total_steps=s.steps, rank=self.dist.rank, world_size=self.dist.world_size,
+            _sampling_generator=self.sampling_generator, _all_reduce=distributed.all_reduce,
+        )
+        batches = Batches(
+            self.data, self.streams, batch_size=s.batch_size, latent_dim=self.latent_dim, device=self.device,
+            channels_last=s.channels_last, num_classes=g_classes,
+            real_labels=self.nets.discriminator_classes > 0,
+            transform_real=(lambda x: self.hooks.transform("real_batch", self.context, x))
+            if self.hooks.has("real_batch") else None,
+        )
+        autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[s.precision]
         if s.precision == "fp16" and self.device.type != "cuda":
             raise GankitError("run.precision = 'fp16' needs CUDA; use 'bf16' on a CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=s.precision == "fp16")
-        self.d_step_count = 0
-        self.skips = 0
+        self.game = GanGame(
+            self.nets, loss=self.loss, regularizers=self.regularizers, optimizers=self.optimizers,
+            batches=batches, hooks=self.hooks, context=self.context, autocast_dtype=autocast_dtype,
+            device=self.device, scaler=self.scaler,
+        )
+        self.best_value: float | None = None
         self._reset_accumulators()
-        self.hooks.call("setup", self)
+        self.hooks.call("setup", self.context)
 
-    def _wrap_networks(self) -> None:
-        """Set up the modules each phase calls: DDP wrappers when distributed, compiled when asked.
+    def _build_schedules(self) -> None:
+        total = self.settings.steps
+        self.schedules = {key: spec.build(total_steps=total) for key, spec in self.recipe["schedule"].items()}
+
+    def _wrap_networks(self, g: nn.Module, d: nn.Module) -> Networks:
+        """The callables each phase uses: DDP wrappers when distributed, compiled when asked.
 
         The generator phase calls the discriminator's own module, not its DDP
         wrapper: it is frozen there, and DDP's gradient reducer must only see
         the discriminator phase's backward pass.
         """
-        g, d = self.generator_module, self.discriminator_module
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
+        if not self.dist.enabled:
+            compiled_d = self._maybe_compile(d)
+            return Networks(g, d, self._maybe_compile(g), compiled_d, compiled_d)
+        from torch.nn.parallel import DistributedDataParallel
 
-            if self.settings.sync_batchnorm:
-                if self.device.type != "cuda":
-                    raise GankitError("run.sync_batchnorm needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only)")
-                g = self.generator_module = nn.SyncBatchNorm.convert_sync_batchnorm(g)
-                d = self.discriminator_module = nn.SyncBatchNorm.convert_sync_batchnorm(d)
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.generator = self._maybe_compile(DistributedDataParallel(g, device_ids=ids))
-            self.discriminator = self._maybe_compile(DistributedDataParallel(d, device_ids=ids))
-            self.frozen_discriminator = self._maybe_compile(d)
-        else:
-            self.generator = self._maybe_compile(g)
-            self.discriminator = self._maybe_compile(d)
-            self.frozen_discriminator = self.discriminator
+        if self.settings.sync_batchnorm:
+            if self.device.type != "cuda":
+                raise GankitError("run.sync_batchnorm needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only)")
+            g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
+            d = nn.SyncBatchNorm.convert_sync_batchnorm(d)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return Networks(
+            g, d,
+            self._maybe_compile(DistributedDataParallel(g, device_ids=ids)),
+            self._maybe_compile(DistributedDataParallel(d, device_ids=ids)),
+            self._maybe_compile(d),
+        )
 
     def _maybe_compile(self, module: nn.Module) -> nn.Module:
         if not self.settings.compile:
             return module
         compiled: nn.Module = torch.compile(module)  # type: ignore[assignment]
         return compiled
+
+    @property
+    def generator_module(self) -> nn.Module:
+        """The generator being trained (never a DDP wrapper)."""
+        return self.nets.generator_module
+
+    @property
+    def discriminator_module(self) -> nn.Module:
+        """The discriminator being trained (never a DDP wrapper)."""
+        return self.nets.discriminator_module
+
+    def set_total_steps(self, steps: int) -> None:
+        """Make the run ``steps`` long: the recipe's ``run.steps`` changes, and the schedules follow the new total."""
+        if steps <= 0:
+            raise GankitError(f"steps = {steps}: must be a positive number of steps")
+        if steps == self.settings.steps:
+            return
+        self.recipe = self.recipe.with_run(steps=steps)
+        self.context.run = self.settings
+        self.context.total_steps = steps
+        self._build_schedules()
 
     def _reset_accumulators(self) -> None:
         zero = torch.zeros((), device=self.device)
@@ -264,120 +245,42 @@ class Trainer:
         self._d_count = 0
         self._g_count = 0
 
-    # ------------------------------------------------------------------ batches
-
-    def latents(self, n: int) -> torch.Tensor:
-        """A latent batch drawn from the run's latent random generator."""
-        return torch.randn(n, self.latent_dim, device=self.device, generator=self.latent_rng)
-
-    def real_batch(self) -> torch.Tensor:
-        """A real batch on the device, after tricks that transform real batches."""
-        batch = self.data.sample(self.settings.batch_size, self.data_rng)
-        batch = batch.to(self.device, non_blocking=True)
-        if self.settings.channels_last and batch.dim() == 4:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return self.hooks.transform("real_batch", self, batch)
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-    # ------------------------------------------------------------------ the two phases
-
-    def discriminator_loss(self, real: torch.Tensor, fake: Any) -> torch.Tensor:
-        """The adversarial discriminator loss on a real (label 1) and a generated (label 0) batch."""
-        real_in = self.hooks.transform("discriminator_input", self, real)
-        fake_in = self.hooks.transform("discriminator_input", self, fake)
-        with self._autocast():
-            loss: torch.Tensor = self.loss.discriminator_loss(
-                self.discriminator(real_in).float(), self.discriminator(fake_in).float()
-            )
-        return loss
-
-    def _generate_detached(self) -> Any:
-        with torch.no_grad(), self._autocast():
-            fake = self.generator(self.latents(self.settings.batch_size))
-        if isinstance(fake, list | tuple):
-            return [f.float() for f in fake]
-        return fake.float()
-
-    def discriminator_step(self) -> torch.Tensor:
-        """Phase 1: train the discriminator on real (1) versus generated (0) samples."""
-        real = self.real_batch()
-        fake = self._generate_detached()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss = self.discriminator_loss(real, fake)
-        total = loss
-        self.d_step_count += 1
-        for reg in self.regularizers:
-            if self.d_step_count % reg.every == 0:
-                real_in = self.hooks.transform("discriminator_input", self, real)
-                fake_in = self.hooks.transform("discriminator_input", self, fake)
-                total = total + (reg.weight * reg.every) * reg.penalty(self.discriminator, real_in, fake_in)
-        self.scaler.scale(total).backward()
-        self.scaler.step(self.opt_d)
-        self.scaler.update()
-        return loss.detach()
-
-    def measure_discriminator_loss(self) -> torch.Tensor:
-        """The discriminator's loss on fresh batches, without training it (for policies that skip it)."""
-        real = self.real_batch()
-        fake = self._generate_detached()
-        with torch.no_grad(), self.freeze_discriminator():
-            real_in = self.hooks.transform("discriminator_input", self, real)
-            fake_in = self.hooks.transform("discriminator_input", self, fake)
-            with self._autocast():
-                loss: torch.Tensor = self.loss.discriminator_loss(
-                    self.frozen_discriminator(real_in).float(), self.frozen_discriminator(fake_in).float()
-                )
-            return loss.detach()
-
-    def generator_step(self) -> torch.Tensor:
-        """Phase 2: train the generator to make the frozen discriminator say 1."""
-        self.opt_g.zero_grad(set_to_none=True)
-        with self.freeze_discriminator():
-            with self._autocast():
-                fake = self.generator(self.latents(self.settings.batch_size))
-            fake_in = self.hooks.transform("discriminator_input", self, fake)
-            with self._autocast():
-                loss: torch.Tensor = self.loss.generator_loss(self.frozen_discriminator(fake_in).float())
-            self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt_g)
-        self.scaler.update()
-        return loss.detach()
+    # ------------------------------------------------------------------ one step
 
     def _set_learning_rates(self, step: int) -> None:
-        for key, opt in (("generator", self.opt_g), ("discriminator", self.opt_d)):
-            lr = self.base_lr[key] * self.schedules[key](step)
-            for group in opt.param_groups:
-                group["lr"] = lr
+        for key, opt in self.optimizers.items():
+            factor = self.schedules[key](step)
+            for group, base in zip(opt.param_groups, self.base_lrs[key], strict=False):
+                group["lr"] = base * factor
 
     def train_step(self) -> dict[str, Any]:
         """One step: the balance policy's decision, the discriminator phase(s), the generator phase(s)."""
-        step = self.step
+        step = self.counters.step
         decision = self.balance.decide(step)
         if self.dist.enabled:
             decision = self._agree(decision)
-        self.hooks.call("before_step", self, step)
         self._set_learning_rates(step)
+        self.context.step = step
+        self.context.real_logits = self.context.fake_logits = None
+        self.game.last_real = None
+        self.hooks.call("before_step", self.context)
         if not self.generator_module.training:
-            self.generator.train()
+            self.nets.generator.train()
         if not self.discriminator_module.training:
-            self.discriminator.train()
+            self.nets.discriminator.train()
         d_loss: torch.Tensor | None = None
         for _ in range(decision.d_steps):
-            d_loss = self.discriminator_step()
+            d_loss = self.game.discriminator_phase()
         if decision.d_steps == 0:
-            self.skips += 1
+            self.counters.skips += 1
             if self.balance.needs_losses:
-                d_loss = self.measure_discriminator_loss()
-        self.hooks.call("after_discriminator_step", self, step)
+                d_loss = self.game.measure_discriminator()
+        self.hooks.call("after_discriminator_step", self.context)
         g_loss: torch.Tensor | None = None
         for _ in range(decision.g_steps):
-            g_loss = self.generator_step()
-        self.step = step + 1
-        self.hooks.call("after_generator_step", self, self.step)
+            g_loss = self.game.generator_phase()
+        self.counters.step = self.context.step = step + 1
+        self.hooks.call("after_generator_step", self.context)
         if d_loss is not None:
             self._d_sum += d_loss
             self._d_count += 1
@@ -391,11 +294,11 @@ class Trainer:
 
     def _agree(self, decision: Decision) -> Decision:
         """Every process takes rank 0's decision, and stops when any process was asked to stop."""
-        mine = [float(self._stop_requested), 0.0, 0.0]
+        mine = [float(self.stop.requested), 0.0, 0.0]
         if self.dist.is_main:
             mine[1:] = [float(decision.d_steps), float(decision.g_steps)]
         agreed = distributed.all_reduce(torch.tensor(mine, device=self.device), "max").tolist()
-        self._stop_requested = bool(agreed[0])
+        self.stop.requested = bool(agreed[0])
         d_steps, g_steps = int(agreed[1]), int(agreed[2])
         if (d_steps, g_steps) != (decision.d_steps, decision.g_steps):
             decision = Decision(d_steps, g_steps, decision.reason + " (rank 0's decision)")
@@ -416,140 +319,99 @@ class Trainer:
 
     def sampling_generator(self) -> nn.Module:
         """The generator used for samples and exports (a trick's EMA copy when there is one)."""
-        answer: nn.Module | None = self.hooks.first("sampling_generator", self)
+        answer: nn.Module | None = self.hooks.first("sampling_generator", self.context)
         return answer if answer is not None else self.generator_module
 
+    def _stateful(self) -> StatefulParts:
+        return StatefulParts(self.generator_module, self.discriminator_module, self.optimizers, self.tricks,
+                             self.regularizers, self.loss, self.balance, self.data, self.scaler)
+
     def state(self) -> Checkpoint:
-        """The whole training state as a checkpoint."""
-        ckpt = Checkpoint()
-        ckpt.put("generator", self.generator_module.state_dict())
-        ckpt.put("discriminator", self.discriminator_module.state_dict())
-        optim_state = {
-            "generator": split_state(self.opt_g.state_dict(), "optim.generator", ckpt),
-            "discriminator": split_state(self.opt_d.state_dict(), "optim.discriminator", ckpt),
-        }
-        tricks_state = [
-            split_state(t.state_dict(), f"trick.{i}", ckpt) if hasattr(t, "state_dict") else None
-            for i, t in enumerate(self.tricks)
-        ]
-        for rank, rng in enumerate(self._rng_states()):
-            ckpt.put(f"rng.{rank}", rng)
-        ckpt.state = {
-            "step": self.step,
-            "world_size": self.dist.world_size,
-            "d_step_count": self.d_step_count,
-            "skips": self.skips,
-            "best_value": self.best_value,
-            "gankit_version": __version__,
-            "recipe": self.recipe.to_toml(),
-            "recipe_name": self.recipe.name,
-            "part_versions": self.recipe.part_versions(),
-            "optim": optim_state,
-            "balance": self.balance.state_dict(),
-            "tricks": tricks_state,
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-        }
-        return ckpt
+        """The whole training state as a checkpoint (a collective when distributed)."""
+        self.counters.d_steps = self.game.d_step_count
+        self.counters.g_steps = self.game.g_step_count
+        self.counters.best_value = self.best_value
+        return to_checkpoint(self._stateful(), self.counters, self._rng_states(), recipe=self.recipe,
+                             world_size=self.dist.world_size)
 
     def load_state(self, ckpt: Checkpoint) -> None:
         """Restore the training state of a checkpoint (the recipe must build the same networks)."""
-        state = ckpt.state
-        try:
-            self.generator_module.load_state_dict(ckpt.group("generator"))
-            self.discriminator_module.load_state_dict(ckpt.group("discriminator"))
-            self.opt_g.load_state_dict(join_state(state["optim"]["generator"], "optim.generator", ckpt))
-            self.opt_d.load_state_dict(
-                join_state(state["optim"]["discriminator"], "optim.discriminator", ckpt)
-            )
-        except (RuntimeError, KeyError, ValueError) as error:
-            raise GankitError(f"checkpoint does not match the recipe's networks: {error}") from error
-        self.balance.load_state_dict(state.get("balance") or {})
-        for i, (trick, data) in enumerate(zip(self.tricks, state.get("tricks") or [], strict=False)):
-            if data is not None and hasattr(trick, "load_state_dict"):
-                trick.load_state_dict(join_state(data, f"trick.{i}", ckpt))
-        if state.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
-        saved_world = int(state.get("world_size", 1))
+        self.counters = from_checkpoint(self._stateful(), ckpt)
+        self.game.d_step_count = self.counters.d_steps
+        self.game.g_step_count = self.counters.g_steps
+        self.best_value = self.counters.best_value
+        self.context.step = self.counters.step
+        saved_world = int(ckpt.state.get("world_size", 1))
         if saved_world == self.dist.world_size:
-            self._set_rng_states(ckpt.group(f"rng.{self.dist.rank}"))
-        else:
-            self._reseed(self.step)
-            if self.dist.is_main:
-                import warnings
+            self.streams.restore(ckpt.group(f"rng.{self.dist.rank}"))
+            return
+        self.streams.reseed(self.counters.step)
+        if self.dist.is_main:
+            import warnings
 
-                from gankit.errors import GankitWarning
+            from gankit.errors import GankitWarning
 
-                warnings.warn(
-                    f"resuming a checkpoint of {saved_world} process(es) on {self.dist.world_size}: weights and "
-                    "optimiser state are exact, the random streams are re-seeded from the step",
-                    GankitWarning,
-                    stacklevel=2,
-                )
-        self.d_step_count = int(state.get("d_step_count", 0))
-        self.skips = int(state.get("skips", 0))
-        self.best_value = state.get("best_value")
-
-    def _local_rng_state(self) -> dict[str, torch.Tensor]:
-        rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(),
-               "latent": self.latent_rng.get_state().cpu()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return rng
+            warnings.warn(
+                f"resuming a checkpoint of {saved_world} process(es) on {self.dist.world_size}: weights and "
+                "optimiser state are exact, the random streams are re-seeded from the step",
+                GankitWarning,
+                stacklevel=2,
+            )
 
     def _rng_states(self) -> list[dict[str, torch.Tensor]]:
         """Every process's random-generator states (a collective when distributed)."""
-        local = self._local_rng_state()
+        local = self.streams.state()
         if not self.dist.enabled:
             return [local]
         return distributed.gather_states(local, self.device if self.dist.backend == "nccl" else torch.device("cpu"))
 
-    def _set_rng_states(self, rng: dict[str, torch.Tensor]) -> None:
-        torch.set_rng_state(rng["torch"])
-        self.data_rng.set_state(rng["data"])
-        self.latent_rng.set_state(rng["latent"].to(self.latent_rng.get_state().device))
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-
-    def _reseed(self, step: int) -> None:
-        base = self.settings.seed + 7919 * step + 1000 * self.dist.rank
-        torch.manual_seed(base)
-        self.data_rng.manual_seed(base + 1)
-        self.latent_rng.manual_seed(base + 2)
-
     # ------------------------------------------------------------------ outputs
 
-    def save_samples(self) -> Path:
-        """A grid of samples from the fixed latent batch, saved as samples/step-N.png."""
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[nn.Module]:
+        """The sampling generator in eval mode (and schedule-free optimisers in eval mode) for the block."""
+        modal = [opt for opt in self.optimizers.values()
+                 if callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))]
+        for opt in modal:
+            opt.eval()
         generator = self.sampling_generator()
         was_training = generator.training
         generator.eval()
-        with torch.no_grad():
-            samples = generator(self.fixed_latents)
-        generator.train(was_training)
+        try:
+            yield generator
+        finally:
+            generator.train(was_training)
+            for opt in modal:
+                opt.train()
+
+    def save_samples(self) -> Path:
+        """A grid of samples from the fixed latent batch, saved as samples/step-N.png."""
+        with self._evaluating() as generator, torch.no_grad():
+            if self.fixed_labels is None:
+                samples = generator(self.fixed_latents)
+            else:
+                samples = generator(self.fixed_latents, self.fixed_labels)
         path = self.run_dir / SAMPLES_DIR / f"step-{self.step:08d}.png"
         return save_picture(samples_picture(samples), path)
 
     def checkpoint(self) -> Path:
-        """Write a checkpoint of the current step (after checking that the losses are finite).
+        """Write a checkpoint of the current step, only when the losses and the weights are finite.
 
         Every process takes part (their random states are gathered); rank 0 writes.
         """
         self._check_finite()
+        if not weights_are_finite(self.generator_module, self.discriminator_module):
+            raise self._diverged("a network's weights became NaN or infinite")
         state = self.state()
-        path = write_run_checkpoint if self.dist.is_main else None
-        if path is None:
-            from gankit.checkpoint import checkpoint_path
-
+        if not self.dist.is_main:
             return checkpoint_path(self.run_dir, self.step)
-        return path(self.run_dir, self.step, state, self.settings.keep_checkpoints)
+        return write_run_checkpoint(self.run_dir, self.step, state, self.settings.keep_checkpoints)
 
     def export_generator(self) -> Path:
         """Write the sampling generator alone, with its recipe, as generator.safetensors."""
-        from gankit.checkpoint import save_checkpoint
-
         ckpt = Checkpoint()
-        ckpt.put("generator", self.sampling_generator().state_dict())
+        with self._evaluating() as generator:
+            ckpt.put("generator", generator.state_dict())
         ckpt.state = {
             "step": self.step,
             "gankit_version": __version__,
@@ -567,15 +429,10 @@ class Trainer:
         results: dict[str, float] = {}
         if not self.metrics:
             return results
-        generator = self.sampling_generator()
-        was_training = generator.training
-        generator.eval()
-        try:
+        with self._evaluating() as generator:
             for name, metric in self.metrics:
                 for key, value in metric(generator, self.data, device=self.device, seed=self.settings.seed).items():
                     results[f"{name}.{key}"] = value
-        finally:
-            generator.train(was_training)
         return results
 
     def _keep_best(self, results: dict[str, float]) -> Path | None:
@@ -594,8 +451,6 @@ class Trainer:
         )
         if not better:
             return None
-        from gankit.checkpoint import save_checkpoint
-
         self.best_value = value
         path = self.run_dir / "checkpoints" / "best.safetensors"
         state = self.state()
@@ -603,17 +458,21 @@ class Trainer:
             save_checkpoint(path, state)
         return path
 
+    def _diverged(self, what: str) -> TrainingError:
+        run = self.run_dir
+        return TrainingError(
+            f"{what} before step {self.step}; training stopped and no checkpoint was written from that state. "
+            f"The kept checkpoints are in {run / 'checkpoints'}. Resume from one before the trouble with a lower "
+            f"learning rate: gankit train --resume {run} --from STEP --set optim.generator.lr=... "
+            "--set optim.discriminator.lr=... (or add a regulariser, or use precision = \"fp32\")"
+        )
+
     def _check_finite(self) -> None:
         flag = ~(torch.isfinite(self._d_sum) & torch.isfinite(self._g_sum))
         if self.dist.enabled:
             flag = distributed.all_reduce(flag.float(), "max")
         if bool(flag):
-            raise TrainingError(
-                f"a loss became NaN or infinite before step {self.step}; training stopped. "
-                f"The last good checkpoint is in {self.run_dir / 'checkpoints'}. Try a lower learning rate "
-                "(--set optim.discriminator.lr=...), a regulariser ([[regularizers]] type = \"r1\"), "
-                "or precision = \"fp32\"."
-            )
+            raise self._diverged("a loss became NaN or infinite")
 
     def _log_record(self, decision_reason: str) -> dict[str, Any]:
         self._check_finite()
@@ -626,11 +485,11 @@ class Trainer:
             record["d_loss"] = d_sum / self._d_count
         if self._g_count:
             record["g_loss"] = g_sum / self._g_count
-        record["lr_g"] = self.opt_g.param_groups[0]["lr"]
-        record["lr_d"] = self.opt_d.param_groups[0]["lr"]
-        record["skips"] = self.skips
+        record["lr_g"] = self.optimizers["generator"].param_groups[0]["lr"]
+        record["lr_d"] = self.optimizers["discriminator"].param_groups[0]["lr"]
+        record["skips"] = self.counters.skips
         record["balance"] = decision_reason
-        record.update(self.hooks.logs(self, self.step))
+        record.update(self.hooks.logs(self.context))
         self._reset_accumulators()
         return record
 
@@ -641,46 +500,33 @@ class Trainer:
         if self.folder is None or not self.folder.locked:
             folder = RunFolder(self.run_dir)
             self.folder = folder.open_existing() if resumed else folder.claim_new(self.recipe.name)
-        from gankit.checkpoint import atomic_write_bytes
+        from gankit.files import write_bytes_atomic
 
-        atomic_write_bytes(self.run_dir / RECIPE_FILE, self.recipe.to_toml().encode())
-
-    @contextlib.contextmanager
-    def _interrupt_handler(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self._stop_requested:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        write_bytes_atomic(self.run_dir / RECIPE_FILE, self.recipe.to_toml().encode())
 
     def fit(self, steps: int | None = None, *, resumed: bool = False) -> TrainResult:
-        """Train until ``steps`` (default: the recipe's ``run.steps``) steps in total are done.
+        """Train until the run's total (``run.steps``, or ``steps`` when given) is done.
 
-        Writes samples, metrics and checkpoints into the run folder (rank 0
-        only, when distributed). Ctrl-C (or SIGTERM) finishes the step in
-        progress, writes a checkpoint and returns with ``interrupted=True``.
+        ``steps`` changes the run's total, schedules included (see
+        :meth:`set_total_steps`). Writes samples, metrics and checkpoints into
+        the run folder (rank 0 only, when distributed). Ctrl-C (or SIGTERM)
+        finishes the step in progress, writes a checkpoint and returns with
+        ``interrupted=True``.
         """
-        total = steps if steps is not None else self.settings.steps
+        if steps is not None:
+            self.set_total_steps(steps)
+        total = self.settings.steps
         main = self.dist.is_main
-        if main:
-            self._prepare_run_dir(resumed)
         self._t0 = time.time()
         self._last_ckpt: Path | None = None
         self._last_record: dict[str, Any] | None = None
+        interrupted = False
         try:
+            if main:
+                self._prepare_run_dir(resumed)
             with (
                 self._metrics_file() as metrics,
-                self._interrupt_handler(),
+                self.stop.handling(),
                 Progress(total, description="train", start=self.step, quiet=self.quiet,
                          stream=self.progress_stream) as progress,
             ):
@@ -693,14 +539,14 @@ class Trainer:
                 if self.step == 0 and main:
                     self.save_samples()
                 self._loop(total, metrics, progress)
-                interrupted = self._stop_requested and self.step < total
+                interrupted = self.stop.requested and self.step < total
                 if interrupted:
                     progress.log(f"interrupted at step {self.step}: writing a checkpoint")
                     self._last_ckpt = self.checkpoint()
             if not interrupted and main:
                 self.export_generator()
         except (RuntimeError, OSError) as error:
-            if self.dist.enabled and _is_collective_failure(error):
+            if self.dist.enabled and distributed.is_collective_failure(error):
                 raise distributed.peer_failure(error) from error
             raise
         finally:
@@ -722,7 +568,7 @@ class Trainer:
     def _loop(self, total: int, metrics: Any, progress: Progress) -> None:
         s = self.settings
         main = self.dist.is_main
-        while self.step < total and not self._stop_requested:
+        while self.step < total and not self.stop.requested:
             decision = self.train_step()["decision"]
             step = self.step
             if decision.skips_discriminator:
@@ -734,7 +580,7 @@ class Trainer:
                 self._last_record = record
                 self._write(metrics, record)
                 progress.update(step, D=record.get("d_loss", math.nan), G=record.get("g_loss", math.nan),
-                                skips=self.skips)
+                                skips=self.counters.skips)
             if step % s.sample_every == 0 or step == total:
                 self._check_finite()
                 if main:
@@ -749,74 +595,15 @@ class Trainer:
                 self._last_ckpt = self.checkpoint()
 
 
-def _is_collective_failure(error: BaseException) -> bool:
-    """Whether an exception came from a collective whose peer died or hung."""
-    import torch.distributed as dist
-
-    dist_error = getattr(dist, "DistError", None)
-    if dist_error is not None and isinstance(error, dist_error):
-        return True
-    text = str(error).lower()
-    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout", "peer"))
-
-
-def recipe_from_checkpoint(ckpt_state: dict[str, Any], source: str) -> Recipe:
-    """The recipe a checkpoint was trained with, rebuilt from the installed parts.
-
-    The recipe pins every part's version; a version no longer installed is
-    replaced by the newest one. Either way, a part whose version or provider
-    differs from the one the checkpoint records is warned about.
-    """
-    text = ckpt_state.get("recipe")
-    if not text:
-        raise GankitError(f"{source}: checkpoint carries no recipe, cannot rebuild its networks")
-    recipe = loads_recipe(text, source=f"{source} (recipe)", name=ckpt_state.get("recipe_name", "recipe"),
-                          upgrade_versions=True)
-    warn_part_versions(ckpt_state.get("part_versions", {}), recipe, source)
-    return recipe
-
-
-def _part_identity(text: str) -> tuple[str, str]:
-    """``"dcgan@v1 (gankit 0.1.0)"`` → ``("dcgan@v1", "gankit")``: the part version and its provider's name."""
-    ref, _, provider = text.partition(" (")
-    return ref, provider.rstrip(")").rsplit(" ", 1)[0]
-
-
-def warn_part_versions(recorded: dict[str, str], recipe: Recipe, source: str) -> None:
-    """Warn when parts are loaded in another version, or from another provider, than they were trained with.
-
-    A new release of the same provider with the same part version is not warned about.
-    """
-    import warnings
-
-    from gankit.errors import GankitWarning
-
-    current = recipe.part_versions()
-    for slot, was in recorded.items():
-        now = current.get(slot)
-        if now is not None and _part_identity(now) != _part_identity(was):
-            warnings.warn(f"{source}: {slot} was trained with {was}, now loading {now}", GankitWarning,
-                          stacklevel=3)
-
-
-def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False,
-           progress_stream: Any = None) -> TrainResult:
-    """Continue a run from its latest checkpoint, up to ``steps`` in total (default: the recipe's)."""
-    run_dir = Path(run_dir)
-    folder = RunFolder(run_dir)
-    if distributed.is_main_process():
-        folder.open_existing()
+def _run(trainer_factory: Any, folder: RunFolder, fit: Any) -> TrainResult:
+    """Build a trainer and fit it, releasing the folder and leaving the process group on every exit."""
     try:
-        path = latest_checkpoint(run_dir)
-        ckpt = load_checkpoint(path)
-        recipe = recipe_from_checkpoint(ckpt.state, str(path))
-        trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder)
+        trainer = trainer_factory()
     except BaseException:
         folder.release()
         raise
     try:
-        trainer.load_state(ckpt)
-        result = trainer.fit(steps, resumed=True)
+        result: TrainResult = fit(trainer)
     except BaseException:
         distributed.shutdown(trainer.dist)
         raise
@@ -826,26 +613,69 @@ def resume(run_dir: str | Path, *, steps: int | None = None, quiet: bool = False
 
 def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = None, quiet: bool = False,
           progress_stream: Any = None) -> TrainResult:
-    """Train ``recipe`` into the run folder ``out``; see :class:`Trainer`."""
+    """Train ``recipe`` into the run folder ``out``; ``steps`` is the same as setting ``run.steps``."""
+    if steps is not None:
+        if steps <= 0:
+            raise GankitError(f"steps = {steps}: must be a positive number of steps")
+        recipe = recipe.with_run(steps=steps)
     run_dir = Path(out) if out is not None else default_run_dir(recipe)
     folder = RunFolder(run_dir)
     if distributed.is_main_process():
         folder.claim_new(recipe.name)
+    return _run(lambda: Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder),
+                folder, lambda trainer: trainer.fit())
+
+
+#: ``--set`` keys that may change when a run is resumed: none of them changes what the networks are.
+RESUMABLE_KEYS = (
+    "optim.", "schedule.", "run.steps", "run.log_every", "run.sample_every", "run.checkpoint_every",
+    "run.keep_checkpoints", "run.metrics_every", "run.threads", "run.device", "run.dist_timeout",
+)
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    steps: int | None = None,
+    overrides: Sequence[str] = (),
+    from_step: int | None = None,
+    quiet: bool = False,
+    progress_stream: Any = None,
+) -> TrainResult:
+    """Continue a run from its latest checkpoint (or the one of ``from_step``).
+
+    ``steps`` sets the run's new total (the schedules follow it from here on);
+    ``overrides`` are ``--set`` values among :data:`RESUMABLE_KEYS` (a lower
+    learning rate after a NaN stop, say). With ``from_step``, the run goes back
+    to that kept checkpoint: later checkpoints move to ``checkpoints/abandoned-N/``
+    and metrics.jsonl keeps only the records up to that step (the whole old
+    file is kept beside it), so nothing is lost.
+    """
+    from gankit.training.resuming import checkpoint_to_resume, recipe_for_resume, rewind
+
+    run_dir = Path(run_dir)
+    bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(RESUMABLE_KEYS)]
+    if bad:
+        raise GankitError(
+            f"--set {bad[0]}: a resumed run keeps its parts; only these can change: "
+            + ", ".join(k.rstrip(".") + ("..." if k.endswith(".") else "") for k in RESUMABLE_KEYS)
+        )
+    folder = RunFolder(run_dir)
+    main = distributed.is_main_process()
+    if main:
+        folder.open_existing()
     try:
-        trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder)
+        path, ckpt = checkpoint_to_resume(run_dir, from_step)
+        if from_step is not None and main:
+            rewind(run_dir, int(ckpt.state["step"]))
+        recipe = recipe_for_resume(ckpt.state, str(path), overrides, steps)
     except BaseException:
         folder.release()
         raise
-    try:
-        result = trainer.fit(steps)
-    except BaseException:
-        distributed.shutdown(trainer.dist)
-        raise
-    distributed.shutdown(trainer.dist, together=True)
-    return result
 
+    def build() -> Trainer:
+        trainer = Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder)
+        trainer.load_state(ckpt)
+        return trainer
 
-def part_spec(recipe: Recipe, slot: str) -> PartSpec:
-    """The :class:`PartSpec` in ``slot`` of a recipe."""
-    spec: PartSpec = recipe[slot]
-    return spec
+    return _run(build, folder, lambda trainer: trainer.fit(resumed=True))

@@ -244,7 +244,7 @@ class HandWrittenGan:
                 raise ValueError("the hand-written loop covers an ema trick updated every step only")
             self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
             self.ema_decay = float(spec.params.decay)
-        g_opt, d_opt = recipe["optim"]["generator"], recipe["optim"]["discriminator"]
+        g_opt, d_opt = recipe["optim"]["generator"].params, recipe["optim"]["discriminator"].params
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=g_opt.lr, betas=g_opt.betas, eps=g_opt.eps)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=d_opt.lr, betas=d_opt.betas, eps=d_opt.eps)
         self.data_rng = torch.Generator().manual_seed(s.seed + 1)

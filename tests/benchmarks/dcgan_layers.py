@@ -83,7 +83,7 @@ def main() -> None:
     recipe = load_recipe("dcgan-digits", [f"data.resolution={args.resolution}", f"run.batch_size={args.batch}",
                                           "run.device=cpu"])
     trainer: Any = Trainer(recipe, tempfile.mkdtemp(prefix="gankit-layers-"), quiet=True)
-    z = trainer.latents(args.batch)
+    z = trainer.game.batches.latents(args.batch)[0]
     with torch.no_grad():
         images = trainer.generator_module(z)
     layers = [("G " + n, m, s) for n, m, s in layer_inputs(trainer.generator_module, z)]

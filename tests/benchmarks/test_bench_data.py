@@ -90,7 +90,7 @@ def test_image_folder_training(benchmark: Any, report: Report, device: torch.dev
     trainer = make_trainer(recipe, tmp_path / "run")
 
     def draw() -> None:
-        trainer.real_batch()
+        trainer.game.batches.real()[0]
 
     # four steps per sample: the recipe's R1 penalty runs every fourth discriminator step
     interleaver = Interleaver({"train step": trainer.train_step, "real batch": draw}, calls=4, device=device)

@@ -24,7 +24,7 @@ def main() -> None:
     tensors = {f"generator/{k}": v.detach().contiguous() for k, v in trainer.generator_module.named_parameters()}
     tensors.update({f"discriminator/{k}": v.detach().contiguous()
                     for k, v in trainer.discriminator_module.named_parameters()})
-    info = {"rank": rank, "world_size": trainer.dist.world_size, "skips": trainer.skips,
+    info = {"rank": rank, "world_size": trainer.dist.world_size, "skips": trainer.counters.skips,
             "backend": trainer.dist.backend, "step": trainer.step}
     save_file(tensors, str(Path(out_dir) / f"rank{rank}.safetensors"), metadata={"info": json.dumps(info)})
     shutdown(trainer.dist, together=True)

@@ -15,7 +15,7 @@ import torch
 
 from gankit_diffaugment import DiffAugment, DiffAugmentParams, diff_augment, hole, shift
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "src" / "gankit_diffaugment" / "recipes"
 
 
 def trick(**params: Any) -> DiffAugment:
@@ -214,7 +214,7 @@ def test_every_batch_entering_the_discriminator_is_augmented(tmp_path: Path, mon
 def test_resuming_gives_the_same_run_as_training_straight_through(tmp_path: Path) -> None:
     straight = gankit.train(digits_recipe(2), tmp_path / "straight", quiet=True)
     gankit.train(digits_recipe(2), tmp_path / "resumed", steps=1, quiet=True)
-    resumed = gankit.resume(tmp_path / "resumed", quiet=True)
+    resumed = gankit.resume(tmp_path / "resumed", steps=2, quiet=True)
     assert straight.step == resumed.step == 2
     a = gankit.load_generator(tmp_path / "straight", ema=False).generator.state_dict()
     b = gankit.load_generator(tmp_path / "resumed", ema=False).generator.state_dict()

@@ -11,7 +11,7 @@ import torch
 
 from gankit_pacgan import PackedDiscriminator, PackedParams, pack_batch, packed_shape
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "src" / "gankit_pacgan" / "recipes"
 
 
 def packed(pack: int = 2, shape: tuple[int, ...] = (2,), **inner: object) -> PackedDiscriminator:

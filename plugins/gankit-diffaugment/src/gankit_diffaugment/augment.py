@@ -197,8 +197,8 @@ class DiffAugment:
     Implements the trainer event ``discriminator_input``, which every batch
     passes on its way into the discriminator: real and generated ones in the
     discriminator phase, generated ones in the generator phase (whose
-    gradients flow back through the augmentation), and the batches that
-    regularisers see. Translation, cutout and colour follow Zhao et al.
+    gradients flow back through the augmentation); the discriminator's
+    regularisers see the same augmented batches as its loss. Translation, cutout and colour follow Zhao et al.
     (2020) with their ratios (0.125 and 0.5); it is the standard remedy for
     small data sets, such as a folder of a few hundred pictures.
     """
@@ -206,16 +206,16 @@ class DiffAugment:
     def __init__(self, params: DiffAugmentParams, **context: Any) -> None:
         self.params = params
 
-    def setup(self, trainer: Any) -> None:
+    def setup(self, ctx: Any) -> None:
         """Check that the run trains on images."""
-        shape = tuple(getattr(getattr(trainer, "data", None), "shape", ()) or ())
+        shape = tuple(getattr(getattr(ctx, "data", None), "shape", ()) or ())
         if len(shape) != 3:
             raise GankitError(
                 f"trick 'diffaugment.augment' augments images (C, H, W), but the data gives samples of shape "
                 f"{shape}: remove it from [[tricks]] for point data"
             )
 
-    def discriminator_input(self, trainer: Any, x: Batch) -> Batch:
+    def discriminator_input(self, ctx: Any, x: Batch) -> Batch:
         """Augment a batch about to enter the discriminator."""
         return self(x)
 

@@ -6,6 +6,8 @@ The entry point's name, ``diffaugment``, is the namespace of every part register
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gankit
 from gankit.hookspecs import Register
 
@@ -16,3 +18,9 @@ from gankit_diffaugment.augment import DiffAugment, DiffAugmentParams
 def gankit_register_parts(register: Register) -> None:
     """Register ``diffaugment.augment``, differentiable augmentation of every batch entering the discriminator."""
     register("trick", "diffaugment.augment", DiffAugment, DiffAugmentParams)
+
+
+@gankit.hookimpl
+def gankit_recipes() -> list[Path]:
+    """The recipes shipped with this plugin (folder recipe with DiffAugment): ``gankit recipes`` lists them."""
+    return [Path(__file__).parent / "recipes"]

@@ -6,6 +6,8 @@ The entry point's name, ``pacgan``, is the namespace of every part registered he
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gankit
 from gankit.hookspecs import Register
 
@@ -16,3 +18,9 @@ from gankit_pacgan.packed import PackedDiscriminator, PackedParams
 def gankit_register_parts(register: Register) -> None:
     """Register ``pacgan.packed``, a discriminator that judges packs of samples."""
     register("discriminator", "pacgan.packed", PackedDiscriminator, PackedParams)
+
+
+@gankit.hookimpl
+def gankit_recipes() -> list[Path]:
+    """The recipes shipped with this plugin (PacGAN experiments): ``gankit recipes`` lists them."""
+    return [Path(__file__).parent / "recipes"]
