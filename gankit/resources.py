@@ -226,12 +226,17 @@ def check_memory(estimate: MemoryEstimate, device: torch.device, fix: str) -> No
     raise GankitError(f"{estimate.describe()}, but about {format_bytes(free)} is available. {fix} {_SKIP_HINT}")
 
 
+#: Copies of the parameters each built-in optimiser keeps (moments, momentum); others are counted as one.
 _OPTIMISER_COPIES = {"adam": 2, "adamw": 2, "sgd": 0, "rmsprop": 1}
 
 
-def _optimiser_copies(settings: Any) -> int:
-    copies = _OPTIMISER_COPIES.get(getattr(settings, "name", "adam"), 2)
-    if getattr(settings, "momentum", 0) and settings.name in ("sgd", "rmsprop"):
+def _optimiser_copies(optimiser: Any) -> int:
+    """How many parameter-sized buffers an optimiser (a recipe's ``optim.*`` part) keeps."""
+    name = str(getattr(optimiser, "name", ""))
+    params = getattr(optimiser, "params", optimiser)
+    momentum: Any = getattr(params, "momentum", None)
+    copies = _OPTIMISER_COPIES.get(name, 1)
+    if name in ("sgd", "rmsprop") and momentum:
         copies += 1
     return copies
 

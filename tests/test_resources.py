@@ -88,6 +88,10 @@ def test_the_training_estimate_counts_weights_gradients_optimiser_and_activation
     assert activations > 64 * 32 * 4  # at least one hidden layer's output
     sgd = estimate_training_memory(mlp_recipe(optim="sgd"), (2,), torch.device("cpu"))
     assert sgd is not None and sgd.parts["optimiser state"] == 0
+    momentum = loads_recipe(MLP.format(batch=64, optim="sgd") + "momentum = 0.9\n")  # the discriminator's
+    with_momentum = estimate_training_memory(momentum, (2,), torch.device("cpu"))
+    assert with_momentum is not None
+    assert with_momentum.parts["optimiser state"] == sum(p.numel() * 4 for p in real_d.parameters())
     double = estimate_training_memory(mlp_recipe(batch=128), (2,), torch.device("cpu"))
     assert double is not None and double.parts["activations at batch size 128"] == 2 * activations
 
