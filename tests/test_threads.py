@@ -57,7 +57,7 @@ def test_keeps_the_fastest_and_adapts_to_a_busy_then_quiet_machine(restore_threa
     used = run(tuner, machine, 80)
     assert choices[-1].threads == 2 and choices[-1].reason == "periodic re-check"
     assert used[-5:] == [2] * 5
-    assert "threads: 2 (1: 500 ms, 2: 260 ms per step; periodic re-check)" == describe(choices[-1])
+    assert describe(choices[-1]) == "threads: 2 (1: 500 ms, 2: 260 ms per step; periodic re-check)"
 
 
 def test_probing_costs_little_on_a_busy_machine(restore_threads: None) -> None:
