@@ -35,7 +35,7 @@ from gankit.images import samples_picture, save_picture
 from gankit.progress import Progress
 from gankit.protocols import Decision
 from gankit.recipe import Recipe
-from gankit.threads import Choice, ThreadTuner, describe, thread_policy
+from gankit.threads import Choice, describe, thread_policy
 from gankit.training import distributed
 from gankit.training.batches import Batches, RandomStreams
 from gankit.training.context import TrainingContext
@@ -102,7 +102,8 @@ class Trainer:
         self.device = resolve_device(device_name)
         self.dist = distributed.init(self.device, self.settings.dist_timeout)
         self.quiet = quiet or not self.dist.is_main
-        self.threads: ThreadTuner | None = thread_policy(self.settings.threads, self.device, self._threads_chosen)
+        if isinstance(self.settings.threads, int):
+            torch.set_num_threads(self.settings.threads)
         self._thread_choices: list[Choice] = []
         self.counters = Counters()
         self.stop = StopRequest()
@@ -579,7 +580,7 @@ class Trainer:
     def _loop(self, total: int, metrics: Any, progress: Progress) -> None:
         s = self.settings
         main = self.dist.is_main
-        tuner = self.threads
+        tuner = thread_policy(s.threads, self.device, self._threads_chosen)
         while self.step < total and not self.stop.requested:
             started = time.perf_counter() if tuner is not None else 0.0
             decision = self.train_step()["decision"]
