@@ -43,7 +43,19 @@ class GanRunSettings(Params):
     dist_timeout: float = Field(
         600.0, gt=0, description="With several processes: seconds to wait for the others before failing."
     )
-    threads: int | None = Field(None, gt=0, le=4096, description="CPU threads for torch (default: torch's choice).")
+    threads: int | Literal["auto"] | None = Field(
+        "auto",
+        description="CPU threads for torch: a number (bit-identical runs), or 'auto': measure the candidates on the "
+        "first steps, keep the fastest, re-check when steps slow down (an explicit OMP_NUM_THREADS wins). "
+        "Unset (null): torch's own default.",
+    )
+
+    @field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 1 <= value <= 4096:
+            raise ValueError("threads must be 'auto' or a number from 1 to 4096")
+        return value
 
     _device = field_validator("device")(check_device)
 

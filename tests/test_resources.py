@@ -246,7 +246,7 @@ def test_sample_of_many_points_works(trained: Path, tmp_path: Path) -> None:
         ("discriminator.width=-4", "discriminator.width: Input should be greater than or equal to 1"),
         ("optim.generator.lr=nan", "optim.generator.lr: Input should be a finite number"),
         ("data.sigma=inf", "data.sigma: Input should be a finite number"),
-        ("run.threads=100000", "run.threads: Input should be less than or equal to 4096"),
+        ("run.threads=100000", "run.threads: Value error, threads must be 'auto' or a number from 1 to 4096"),
     ],
 )
 def test_values_that_never_make_sense_are_refused_by_check(

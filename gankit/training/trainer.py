@@ -35,6 +35,7 @@ from gankit.images import samples_picture, save_picture
 from gankit.progress import Progress
 from gankit.protocols import Decision
 from gankit.recipe import Recipe
+from gankit.threads import Choice, describe, thread_policy
 from gankit.training import distributed
 from gankit.training.batches import Batches, RandomStreams
 from gankit.training.context import TrainingContext
@@ -101,8 +102,9 @@ class Trainer:
         self.device = resolve_device(device_name)
         self.dist = distributed.init(self.device, self.settings.dist_timeout)
         self.quiet = quiet or not self.dist.is_main
-        if self.settings.threads:
+        if isinstance(self.settings.threads, int):
             torch.set_num_threads(self.settings.threads)
+        self._thread_choices: list[Choice] = []
         self.counters = Counters()
         self.stop = StopRequest()
         self._build()
@@ -237,6 +239,10 @@ class Trainer:
         self.context.run = self.settings
         self.context.total_steps = steps
         self._build_schedules()
+
+    def _threads_chosen(self, choice: Choice) -> None:
+        """Note a choice of the thread tuner; the loop reports it."""
+        self._thread_choices.append(choice)
 
     def _reset_accumulators(self) -> None:
         zero = torch.zeros((), device=self.device)
@@ -555,6 +561,14 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, self._last_ckpt, interrupted, self._last_record,
                            self.dist.is_main)
 
+    def _report_threads(self, metrics: Any, progress: Progress) -> None:
+        while self._thread_choices:
+            choice = self._thread_choices.pop(0)
+            progress.log(f"step {self.step}: {describe(choice)}")
+            self._write(metrics, {"step": self.step, "event": "threads", "threads": choice.threads,
+                                  "reason": choice.reason,
+                                  "seconds": {str(n): round(t, 6) for n, t in sorted(choice.seconds.items())}})
+
     def _metrics_file(self) -> contextlib.AbstractContextManager[Any]:
         if not self.dist.is_main:
             return contextlib.nullcontext(None)
@@ -568,8 +582,13 @@ class Trainer:
     def _loop(self, total: int, metrics: Any, progress: Progress) -> None:
         s = self.settings
         main = self.dist.is_main
+        tuner = thread_policy(s.threads, self.device, self._threads_chosen)
         while self.step < total and not self.stop.requested:
+            started = time.perf_counter() if tuner is not None else 0.0
             decision = self.train_step()["decision"]
+            if tuner is not None:
+                tuner.step_done(time.perf_counter() - started)
+                self._report_threads(metrics, progress)
             step = self.step
             if decision.skips_discriminator:
                 self._write(metrics, {"step": step, "event": "skip", "reason": decision.reason})
