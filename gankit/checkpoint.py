@@ -97,6 +97,14 @@ STATE_KEYS: dict[str, tuple[Any, str]] = {
     "tricks": (lambda v: v is None or (isinstance(v, list) and all(x is None or isinstance(x, dict | list) for x in v)),
                "a list of tables or nulls"),
     "scaler": (lambda v: v is None or isinstance(v, dict), "a table or null"),
+    "g_step_count": (_is_count, "a non-negative integer"),
+    "regularizers": (lambda v: v is None or (isinstance(v, list) and all(x is None or isinstance(x, dict | list)
+                                                                          for x in v)), "a list of tables or nulls"),
+    "data_shape": (lambda v: isinstance(v, list) and 0 < len(v) <= 8 and all(_is_count(d) and d > 0 for d in v),
+                   "a list of positive sizes"),
+    "num_classes": (_is_count, "a non-negative integer"),
+    "class_names": (lambda v: v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+                    "a list of names or null"),
 }
 
 

@@ -70,12 +70,12 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
     prefix, strip = _generator_weights(ckpt.state, recipe, ema)
     weights = {k[len(prefix) :].removeprefix(strip): v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
     spec = recipe["generator"]
-    planned = build_on_meta(spec, shape=shape)
+    planned = build_on_meta(spec, shape=shape, num_classes=int(ckpt.state.get("num_classes", 0) or 0))
     if planned is not None:
         check_weights_fit(planned, {k: tuple(v.shape) for k, v in weights.items()}, "generator", str(file))
         estimate = estimate_sampling_memory(planned, 1, SAMPLE_BATCH, target, f"the generator of {file}")
         check_memory(estimate, target, "Sample on another device.")
-    generator: nn.Module = spec.build(shape=shape)
+    generator: nn.Module = spec.build(shape=shape, num_classes=int(ckpt.state.get("num_classes", 0) or 0))
     try:
         generator.load_state_dict(weights)
     except RuntimeError as error:

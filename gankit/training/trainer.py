@@ -43,7 +43,14 @@ from gankit.training.events import TrickHooks
 from gankit.training.game import GanGame, Networks
 from gankit.training.run_folder import EXPORT_FILE, METRICS_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
 from gankit.training.signals import StopRequest
-from gankit.training.state import Counters, StatefulParts, from_checkpoint, to_checkpoint, weights_are_finite
+from gankit.training.state import (
+    Counters,
+    StatefulParts,
+    data_description,
+    from_checkpoint,
+    to_checkpoint,
+    weights_are_finite,
+)
 
 
 @dataclass
@@ -425,6 +432,7 @@ class Trainer:
             "recipe_name": self.recipe.name,
             "part_versions": self.recipe.part_versions(),
             "exported": True,
+            **data_description(self.data),
         }
         path = self.run_dir / EXPORT_FILE
         save_checkpoint(path, ckpt)
@@ -614,12 +622,19 @@ class Trainer:
                 self._last_ckpt = self.checkpoint()
 
 
-def _run(trainer_factory: Any, folder: RunFolder, fit: Any) -> TrainResult:
-    """Build a trainer and fit it, releasing the folder and leaving the process group on every exit."""
+def _run(trainer_factory: Any, folder: RunFolder, fit: Any, *, new: bool = False) -> TrainResult:
+    """Build a trainer and fit it, releasing the folder and leaving the process group on every exit.
+
+    When a new run cannot even be built (a recipe the machine cannot hold, say), the folder it
+    claimed is given back as it was.
+    """
     try:
         trainer = trainer_factory()
     except BaseException:
-        folder.release()
+        if new:
+            folder.abandon()
+        else:
+            folder.release()
         raise
     try:
         result: TrainResult = fit(trainer)
@@ -642,7 +657,7 @@ def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = 
     if distributed.is_main_process():
         folder.claim_new(recipe.name)
     return _run(lambda: Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder),
-                folder, lambda trainer: trainer.fit())
+                folder, lambda trainer: trainer.fit(), new=True)
 
 
 #: ``--set`` keys that may change when a run is resumed: none of them changes what the networks are.
