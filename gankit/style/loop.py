@@ -19,9 +19,7 @@ encoder weights and layers, memory), then optimises the pixels:
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,23 +131,9 @@ def available_memory(device: torch.device) -> int | None:
         return int(free)
     if device.type != "cpu":
         return None
-    found: list[int] = []
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except OSError:
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
-        if limit.isdigit() and used.isdigit():
-            found.append(int(limit) - int(used))
-    except OSError:
-        pass
-    return min(found) if found else None
+    from gankit.resources import available_host_memory
+
+    return available_host_memory()
 
 
 def scale_sizes(height: int, width: int, longest: int, scales: int) -> list[tuple[int, int]]:
