@@ -237,7 +237,11 @@ class InceptionV3Features(nn.Module):
         return x
 
     def forward(self, images: Tensor) -> Tensor:
-        x = self.prepare(images)
+        """Pool3 features ``(N, 2048)`` of images in [-1, 1] (resized bilinearly by :meth:`prepare`)."""
+        return self.trunk(self.prepare(images))
+
+    def trunk(self, x: Tensor) -> Tensor:
+        """Pool3 features ``(N, 2048)`` of an input already resized and normalised (``(N, 3, S, S)`` float32)."""
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
