@@ -134,7 +134,7 @@ def test_labels_from_sub_folders(tmp_path: Path) -> None:
         unlabelled.sample_labelled(2, torch.Generator())
 
     Image.new("RGB", (10, 10)).save(tmp_path / "photos" / "loose.png")
-    with pytest.raises(GankitError, match="loose.png.*no class folder"):
+    with pytest.raises(GankitError, match=r"loose\.png.*no class folder"):
         build("image-folder", path=str(tmp_path / "photos"), resolution=8, labels="folders")
 
 
@@ -184,7 +184,7 @@ def test_a_half_written_dataset_never_looks_complete(tmp_path: Path, monkeypatch
     with pytest.raises(GankitError, match="not a prepared dataset"):
         build("prepared", path=str(tmp_path / "out"))
     assert prepare(str(tmp_path / "photos"), str(tmp_path / "o2"), "-r", "4") == 0
-    with pytest.raises(GankitError, match="holds 4x4 images.*--resolution 8 8"):
+    with pytest.raises(GankitError, match=r"holds 4x4 images.*--resolution 8 8"):
         build("prepared", path=str(tmp_path / "o2"), resolution=8)
 
 

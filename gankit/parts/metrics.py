@@ -5,9 +5,10 @@ Metrics: ``modes`` (PacGAN's mode coverage on 2-D mixtures),
 ``fid``, ``kid``, ``precision-recall`` and ``density-coverage``. Each is called as ``metric(generator, data, *, device,
 seed)`` and returns a dict of numbers; the trainer logs them as
 ``"<name>.<key>"`` in ``metrics.jsonl`` and ``gankit eval`` prints them as
-JSON (with the metric's ``provenance()``, when it has one). Encoders: ``digits-features`` and ``inception-v3``. The numerical work
-lives in :mod:`gankit.metrics`; this module wires it to the registry, and
-imports torch only when a part is built or called.
+JSON (with the metric's ``provenance()``, when it has one). Encoders:
+``digits-features`` and ``inception-v3``. The numerical work lives in
+:mod:`gankit.metrics`; this module wires it to the registry, and imports
+torch only when a part is built or called.
 """
 
 from __future__ import annotations

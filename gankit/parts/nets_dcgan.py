@@ -20,6 +20,7 @@ from gankit.nn.layers import (
 )
 from gankit.registry import Params
 
+
 class _WidthParams(Params):
     """Channel widths shared by both DCGAN networks."""
 
