@@ -171,7 +171,13 @@ def test_a_half_written_dataset_never_looks_complete(tmp_path: Path, monkeypatch
     assert [p.name for p in tmp_path.iterdir()] == ["photos"], "the temporary folder is removed"
     monkeypatch.setattr(images, "iter_decoded", real)
 
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.partial-{dead.pid}-0000"  # left by a prepare that was killed
+    (stale / "shard-00000.npy").parent.mkdir()
+    (stale / "shard-00000.npy").write_bytes(b"half")
     assert prepare(str(tmp_path / "photos"), str(tmp_path / "out"), "-r", "8") == 0
+    assert not stale.exists(), "temporary folders of dead processes are removed"
     assert prepare(str(tmp_path / "photos"), str(tmp_path / "out"), "-r", "8") == 1, "no silent overwrite"
     assert prepare(str(tmp_path / "photos"), str(tmp_path / "out"), "-r", "4", "--overwrite") == 0
     assert PreparedImages(tmp_path / "out").shape == (3, 4, 4)

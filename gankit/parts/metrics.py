@@ -237,13 +237,19 @@ class _FeatureMetric:
         batches = generated_pixels(generator, n, seed=seed, device=device, batch=self.params.batch)
         return self._features(extractor, batches, n, "generated")
 
+    def real_count(self, data: Any) -> int:
+        """How many real images the metric uses for ``data``."""
+        from gankit.metrics.pixels import count_real
+
+        return count_real(data, self.params.n_real, self.params.n_fake)
+
     def real_features(self, data: Any, extractor: Any, seed: int) -> Iterator[Any]:
         """Features of the real images (see :func:`gankit.metrics.pixels.real_pixels`), batch by batch."""
-        from gankit.metrics.pixels import count_real, real_pixels
+        from gankit.metrics.pixels import real_pixels
 
         n, default = self.params.n_real, self.params.n_fake
         batches = real_pixels(data, n, seed=seed, batch=self.params.batch, default=default)
-        return self._features(extractor, batches, count_real(data, n, default), "real")
+        return self._features(extractor, batches, self.real_count(data), "real")
 
     def _cached_real(self, data: Any, extractor: Any, seed: int, compute: Any) -> Any:
         cached = self._real
@@ -258,12 +264,31 @@ class _FeatureMetric:
         self._provenance = {**extractor_settings(extractor, name), "image_shape": list(shape), **counts}
 
 
-def _all_features(batches: Iterator[Any]) -> Any:
-    """Feature batches stacked into one float32 matrix (float32 keeps 50,000 x 2048 features at 400 MB)."""
+def _all_features(batches: Iterator[Any], total: int, what: str) -> Any:
+    """Feature batches gathered into one float32 matrix ``(total, D)``, after checking that it fits in memory.
+
+    float32 keeps 50,000 x 2,048 Inception features at 400 MB.
+    """
     import torch
 
-    parts = [b.to(torch.float32) for b in batches]
-    return torch.cat(parts)
+    from gankit.resources import available_host_memory, format_bytes
+
+    first = next(batches, None)
+    if first is None:
+        raise GankitError(f"no {what} images to compute features of")
+    need = total * first.shape[1] * 4
+    free = available_host_memory()
+    if free is not None and need > 0.8 * free:
+        raise GankitError(
+            f"the features of {total:,} {what} images ({first.shape[1]:,} each) need {format_bytes(need)} of memory "
+            f"and {format_bytes(free)} is free: set a smaller {'n_real' if what == 'real' else 'n_fake'}"
+        )
+    out = torch.empty(total, first.shape[1], dtype=torch.float32)
+    filled = 0
+    for batch in (first, *batches):
+        out[filled : filled + batch.shape[0]] = batch
+        filled += batch.shape[0]
+    return out[:filled]
 
 
 class FIDParams(_DistanceParams):
@@ -297,6 +322,7 @@ class FIDMetric(_FeatureMetric):
     def __init__(self, params: FIDParams, **context: Any) -> None:
         super().__init__(params, **context)
         self.reference = params.reference
+        self._loaded: tuple[Any, Any] | None = None  # (path and modification time, loaded statistics)
 
     def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
         """FID of ``generator`` against ``data`` (or the reference statistics)."""
@@ -342,11 +368,17 @@ class FIDMetric(_FeatureMetric):
         return stats, self.provenance()
 
     def _reference(self, extractor: Any, shape: tuple[int, ...]) -> Any:
+        from pathlib import Path
+
         from gankit.metrics.features import ALIASES, extractor_settings
         from gankit.metrics.statistics import load_stats
 
         assert self.reference is not None
-        stats, meta = load_stats(self.reference)
+        file = Path(self.reference).expanduser()
+        key = (str(file), file.stat().st_mtime_ns) if file.is_file() else None
+        if key is None or self._loaded is None or self._loaded[0] != key:
+            self._loaded = (key, load_stats(file))
+        stats, meta = self._loaded[1]
         wanted = {**extractor_settings(extractor, ALIASES.get(self.params.features, self.params.features)),
                   "image_shape": list(shape)}
         differ = [f"{key} is {meta[key]!r} there but {value!r} here" for key, value in wanted.items()
@@ -393,8 +425,9 @@ class KIDMetric(_FeatureMetric):
 
         shape, extractor, seed = self._setup(data, device, seed)
         real = self._cached_real(data, extractor, seed,
-                                 lambda: _all_features(self.real_features(data, extractor, seed)))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device))
+                                 lambda: _all_features(self.real_features(data, extractor, seed),
+                                                       self.real_count(data), "real"))
+        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
         mean, std = kernel_distance(fake.double(), real.double(), subsets=self.subsets,
                                     subset_size=self.subset_size, seed=seed)
         self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0])
@@ -431,8 +464,9 @@ class PrecisionRecallMetric(_FeatureMetric):
 
         shape, extractor, seed = self._setup(data, device, seed)
         real = self._cached_real(data, extractor, seed,
-                                 lambda: _all_features(self.real_features(data, extractor, seed)))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device))
+                                 lambda: _all_features(self.real_features(data, extractor, seed),
+                                                       self.real_count(data), "real"))
+        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
         precision, recall = precision_recall(real, fake, k=self.k)
         self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
         return {"precision": precision, "recall": recall, "n_fake": float(fake.shape[0]),
@@ -469,8 +503,9 @@ class DensityCoverageMetric(_FeatureMetric):
 
         shape, extractor, seed = self._setup(data, device, seed)
         real = self._cached_real(data, extractor, seed,
-                                 lambda: _all_features(self.real_features(data, extractor, seed)))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device))
+                                 lambda: _all_features(self.real_features(data, extractor, seed),
+                                                       self.real_count(data), "real"))
+        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
         density, coverage = density_coverage(real, fake, k=self.k)
         self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
         return {"density": density, "coverage": coverage, "n_fake": float(fake.shape[0]),
