@@ -128,7 +128,7 @@ def test_labels_from_sub_folders(tmp_path: Path) -> None:
         assert torch.equal(red, labels == 0), "each image carries its own folder's class"
         same = data.sample(32, torch.Generator().manual_seed(0))
         assert torch.equal(same, images), "sample and sample_labelled draw the same batch"
-    unlabelled = build("prepared", path=str(tmp_path / "out"), labels=False)
+    unlabelled = build("prepared", path=str(tmp_path / "out"), labels="none")
     assert unlabelled.num_classes == 0
     with pytest.raises(GankitError, match="no labels"):
         unlabelled.sample_labelled(2, torch.Generator())
@@ -192,6 +192,11 @@ def test_a_half_written_dataset_never_looks_complete(tmp_path: Path, monkeypatch
     assert prepare(str(tmp_path / "photos"), str(tmp_path / "o2"), "-r", "4") == 0
     with pytest.raises(GankitError, match=r"holds 4x4 images.*--resolution 8 8"):
         build("prepared", path=str(tmp_path / "o2"), resolution=8)
+    with pytest.raises(GankitError, match=r"holds 3-channel images.*--channels 1"):
+        build("prepared", path=str(tmp_path / "o2"), channels=1)
+    with pytest.raises(GankitError, match=r"has no labels.*--labels folders"):
+        build("prepared", path=str(tmp_path / "o2"), labels="folders")
+    assert build("prepared", path=str(tmp_path / "o2"), resolution=4, channels=3).shape == (3, 4, 4)
 
 
 def test_info_describes_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -30,9 +30,14 @@ class PreparedParams(Params):
         description="the resolution the dataset must have (a side or [height, width]); unset: whatever it was "
         "prepared at",
     )
+    channels: Literal[1, 3] | None = Field(
+        None, description="the channels the dataset must have (3 RGB, 1 gray); unset: whatever it was prepared with"
+    )
     hflip: bool = Field(False, description="flip each sampled image left-right with probability 1/2")
-    labels: bool = Field(
-        True, description="use the dataset's classes when it has them (prepared with --labels folders)"
+    labels: Literal["auto", "none", "folders"] = Field(
+        "auto",
+        description="'auto': use the dataset's classes when it has them; 'folders': require them (prepared with "
+        "--labels folders); 'none': ignore them",
     )
 
 
@@ -65,8 +70,18 @@ class Prepared(ImageSource):
                 f"asks for {height}x{width}: prepare it again with --resolution {height} {width}, or leave "
                 "data.resolution unset"
             )
+        if params.channels is not None and params.channels != self.shape[0]:
+            raise GankitError(
+                f"prepared dataset '{self.path}' holds {self.shape[0]}-channel images, but data.channels asks for "
+                f"{params.channels}: prepare it again with --channels {params.channels}, or leave data.channels unset"
+            )
+        if params.labels == "folders" and not self.dataset.labelled:
+            raise GankitError(
+                f"prepared dataset '{self.path}' has no labels, but data.labels = \"folders\": prepare it again with "
+                "--labels folders (one sub-folder per class), or set data.labels = \"none\""
+            )
         self.hflip = params.hflip
-        use_labels = params.labels and self.dataset.labelled
+        use_labels = params.labels != "none" and self.dataset.labelled
         self.class_names: list[str] = list(self.dataset.class_names or []) if use_labels else []
         self.class_counts: list[int] = list(self.dataset.class_counts or []) if use_labels else []
         self.rank = 0
