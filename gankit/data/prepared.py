@@ -64,6 +64,7 @@ HEADER_BYTES = 128
 SHARD_BYTES = 256 * 2**20
 
 _PARTIAL = ".partial-"
+_OLD = ".old-"
 
 
 def is_prepared(path: str | os.PathLike[str]) -> bool:
@@ -106,12 +107,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_partials(out: Path) -> list[Path]:
-    """Remove temporary folders of earlier ``prepare`` runs for ``out`` whose process is gone; returns them."""
+    """Remove the temporary folders (new or replaced datasets) of ``prepare`` runs for ``out`` whose process is
+    gone; returns them."""
     removed = []
+    prefixes = (f".{out.name}{_PARTIAL}", f".{out.name}{_OLD}")
     with contextlib.suppress(OSError):
         for entry in out.parent.iterdir():
-            prefix = f".{out.name}{_PARTIAL}"
-            if not entry.name.startswith(prefix) or not entry.is_dir():
+            prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
+            if prefix is None or not entry.is_dir():
                 continue
             pid_text = entry.name[len(prefix):].split("-")[0]
             if pid_text.isdigit() and _pid_alive(int(pid_text)):
@@ -275,7 +278,7 @@ class PreparedWriter:
             if self.out.is_dir() and not any(self.out.iterdir()):
                 self.out.rmdir()
             else:
-                old = self.out.parent / f".{self.out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+                old = self.out.parent / f".{self.out.name}{_OLD}{os.getpid()}-{secrets.token_hex(4)}"
                 os.replace(self.out, old)
         os.replace(self.tmp, self.out)
         with contextlib.suppress(OSError):
