@@ -136,6 +136,34 @@ def test_running_gaussian_matches_numpy_over_uneven_batches() -> None:
     assert np.allclose(stats.cov, np.cov(features, rowvar=False), rtol=1e-10)
 
 
+def test_frechet_distance_uses_the_samples_of_low_rank_sides_exactly() -> None:
+    from gankit.metrics.frechet import GaussianStats, frechet_distance, frechet_distance_between
+
+    rng = np.random.default_rng(2)
+    few, many = rng.normal(0.5, 1.0, (12, 20)), rng.normal(0.0, 1.3, (60, 20))
+    stats = []
+    for features in (few, many):
+        running = RunningGaussian()
+        for batch in np.array_split(features, 3):
+            running.update(batch)
+        stats.append(running.result())
+    low, full = stats
+    assert low.features is not None and np.array_equal(low.features, few), "12 samples of 20 features are kept"
+    assert full.features is None, "60 samples of 20 features are not"
+    expected = frechet_distance(low.mean, low.cov, full.mean, full.cov)
+    assert frechet_distance_between(low, full) == pytest.approx(expected, rel=1e-7)
+    assert frechet_distance_between(full, low) == pytest.approx(expected, rel=1e-7)
+    second = RunningGaussian()
+    second.update(many[:15])
+    other = second.result()
+    assert other.features is not None
+    assert frechet_distance_between(low, other) == pytest.approx(
+        frechet_distance(low.mean, low.cov, other.mean, other.cov), rel=1e-7
+    )
+    without = GaussianStats(other.mean, other.cov, other.n)
+    assert frechet_distance_between(low, without) == pytest.approx(frechet_distance_between(low, other), rel=1e-7)
+
+
 def test_statistics_files_round_trip_without_pickle(tmp_path: Path) -> None:
     running = RunningGaussian()
     running.update(np.random.default_rng(1).normal(size=(10, 3)))

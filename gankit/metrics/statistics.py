@@ -34,6 +34,7 @@ class RunningGaussian:
         self.n = 0
         self.mean: np.ndarray | None = None
         self.scatter: np.ndarray | None = None
+        self._kept: list[np.ndarray] | None = []  # the samples, while there are no more than features
 
     def update(self, features: Tensor | np.ndarray) -> None:
         """Add a batch of features."""
@@ -46,6 +47,10 @@ class RunningGaussian:
         if not np.all(np.isfinite(batch)):
             raise ValueError("features contain NaN or infinite values")
         count = batch.shape[0]
+        if self._kept is not None:
+            self._kept.append(batch.copy())
+            if self.n + count > batch.shape[1]:
+                self._kept = None
         mean = batch.mean(axis=0)
         centred = batch - mean
         scatter = centred.T @ centred
@@ -64,7 +69,8 @@ class RunningGaussian:
         """The mean and the unbiased covariance (divided by ``n - 1``) of everything added."""
         if self.mean is None or self.scatter is None or self.n < 2:
             raise ValueError("at least two samples are needed for a covariance")
-        return GaussianStats(self.mean.copy(), self.scatter / (self.n - 1), self.n)
+        kept = np.concatenate(self._kept) if self._kept else None
+        return GaussianStats(self.mean.copy(), self.scatter / (self.n - 1), self.n, kept)
 
 
 def save_stats(path: str | os.PathLike[str], stats: GaussianStats, meta: dict[str, Any]) -> Path:

@@ -326,7 +326,7 @@ class FIDMetric(_FeatureMetric):
 
     def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
         """FID of ``generator`` against ``data`` (or the reference statistics)."""
-        from gankit.metrics.frechet import frechet_distance
+        from gankit.metrics.frechet import frechet_distance_between
         from gankit.metrics.statistics import RunningGaussian
 
         shape, extractor, seed = self._setup(data, device, seed)
@@ -345,7 +345,7 @@ class FIDMetric(_FeatureMetric):
             fake.update(features)
         stats = fake.result()
         out = {
-            "fid": frechet_distance(stats.mean, stats.cov, real.mean, real.cov),
+            "fid": frechet_distance_between(stats, real),
             "n_fake": float(stats.n),
             "n_real": float(real.n),
         }
