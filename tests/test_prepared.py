@@ -224,7 +224,7 @@ def test_image_folder_refuses_more_than_memory_holds(tmp_path: Path, monkeypatch
     with pytest.raises(GankitError) as info:
         build("image-folder", path=str(tmp_path / "photos"), resolution=4096)
     message = str(info.value)
-    for text in ("3 images of 3x4096x4096", "50.3 MB each", "151 MB", "enough for 1", "gankit data prepare",
+    for text in ("3 images of 3x4096x4096", "48.0 MiB each", "144.0 MiB", "enough for 1", "gankit data prepare",
                  '"prepared"'):
         assert text in message, (text, message)
     assert len(build("image-folder", path=str(tmp_path / "photos"), resolution=4096, max_images=1)) == 1

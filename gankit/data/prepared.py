@@ -52,6 +52,7 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
+from gankit.files import fsync_path
 
 FORMAT = "gankit-prepared-images"
 FORMAT_VERSION = 1
@@ -81,16 +82,6 @@ def _npy_header(count: int, shape: Sequence[int]) -> bytes:
         raise ValueError(f"shape {(count, *shape)} does not fit a {HEADER_BYTES}-byte header")
     header = text.ljust(room) + "\n"
     return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -240,11 +231,11 @@ class PreparedWriter:
             if labels.min() < 0 or labels.max() >= len(names):
                 raise ValueError("labels must lie in [0, number of classes)")
             np.save(self.tmp / LABELS_FILE, labels, allow_pickle=False)
-            _fsync(self.tmp / LABELS_FILE)
+            fsync_path(self.tmp / LABELS_FILE)
             counts = np.bincount(labels, minlength=len(names)).tolist()
         with open(self.tmp / FILES_FILE, "w", encoding="utf-8") as handle:
             json.dump({"files": self.files, "skipped": [list(s) for s in skipped]}, handle)
-        _fsync(self.tmp / FILES_FILE)
+        fsync_path(self.tmp / FILES_FILE)
         shards = [{"file": s.file, "count": s.count, "sha256": s.sha256.hexdigest()} for s in self.shards]
         fingerprint = hashlib.sha256(json.dumps([self.shape, [s["sha256"] for s in shards]]).encode())
         index = {
@@ -266,7 +257,7 @@ class PreparedWriter:
         }
         with open(self.tmp / INDEX_FILE, "w", encoding="utf-8") as handle:
             json.dump(index, handle, indent=1)
-        _fsync(self.tmp / INDEX_FILE)
+        fsync_path(self.tmp / INDEX_FILE)
         self._move_into_place()
         self._committed = True
         return self.out
@@ -282,7 +273,7 @@ class PreparedWriter:
                 os.replace(self.out, old)
         os.replace(self.tmp, self.out)
         with contextlib.suppress(OSError):
-            _fsync(self.out.parent)
+            fsync_path(self.out.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
