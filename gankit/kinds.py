@@ -11,4 +11,5 @@ KINDS: tuple[str, ...] = (
     "data",
     "metric",
     "encoder",
+    "stylizer",
 )

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from gankit.recipe import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
 from gankit.registry import Params, check_device
+from gankit.style.fast_schema import FAST_STYLE
 from gankit.style.schema import STYLE
 
 
@@ -89,4 +90,4 @@ GAN = TaskSchema(
 )
 
 #: Every recipe task by name. A task adds its schema here.
-TASKS: dict[str, TaskSchema] = {"gan": GAN, "style": STYLE}
+TASKS: dict[str, TaskSchema] = {"gan": GAN, "style": STYLE, "fast-style": FAST_STYLE}
