@@ -349,7 +349,7 @@ class FastStyleTrainer:
                          stream=self.progress_stream) as progress,
             ):
                 progress.log(
-                    f"fast-style: {len(self.data)} photos of {self.data.shape[-1]} px, style"  # type: ignore[arg-type]
+                    f"fast-style: {len(self.data)} photos of {self.data.shape[-1]} px, style"
                     f" {self.style_image.shape[-1]}x{self.style_image.shape[-2]} px,"
                     f" {getattr(self.encoder, 'arch', 'encoder')} ({getattr(self.encoder, 'weights_source', '')}),"
                     f" {sum(p.numel() for p in self.network.parameters()) / 1e6:.2f} M parameters, on {self.device}"
@@ -470,7 +470,7 @@ class Stylizer:
     def __call__(self, image: ImageInput, *, size: int | None = None, what: str = "content image") -> Tensor:
         tensor = images.as_tensor(image, what=what)
         if size is not None:
-            tensor = images.resize(tensor, images.fit(*tensor.shape[-2:], size))
+            tensor = images.resize(tensor, images.fit(int(tensor.shape[-2]), int(tensor.shape[-1]), size))
         if min(tensor.shape[-2:]) < 4:
             size_text = f"{tensor.shape[-1]}x{tensor.shape[-2]} px"
             raise GankitError(f"{what}: {size_text} is too small to stylize (4 px at least)")
