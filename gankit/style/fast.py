@@ -96,7 +96,11 @@ def _check_task(recipe: Recipe) -> None:
 
 
 def read_style_image(recipe: Recipe) -> Tensor:
-    """The recipe's style image, read and resized to ``style.size`` (longest side); errors name the file."""
+    """The recipe's style image, read and resized to ``style.size`` (longest side); errors name the file.
+
+    Values are rounded to 8 bits, as the copy kept in checkpoints is, so that
+    a resumed run sees exactly the style targets the run started with.
+    """
     path = recipe["style"].image
     if not path:
         raise GankitError(
@@ -105,7 +109,7 @@ def read_style_image(recipe: Recipe) -> Tensor:
         )
     image = images.as_tensor(Path(path), what="style image (style.image)")
     height, width = image.shape[-2:]
-    return images.resize(image, images.fit(height, width, recipe["style"].size))
+    return images.resize(image, images.fit(height, width, recipe["style"].size)).mul(255).round().div(255)
 
 
 class FastStyleTrainer:
