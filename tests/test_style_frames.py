@@ -63,7 +63,8 @@ def test_each_frame_starts_from_the_previous_result(frames: Path, style: Path, t
 def test_stylize_starts_from_a_given_image() -> None:
     content = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     start = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
-    result = stylize(content, content, "style-transfer-offline", overrides=[*STILL, "run.size=16"], start=start, quiet=True)
+    result = stylize(content, content, "style-transfer-offline", overrides=[*STILL, "run.size=16"], start=start,
+                     quiet=True)
     assert torch.allclose(result.image, start, atol=1e-4)
 
 
