@@ -158,3 +158,24 @@ def test_a_gan_run_is_not_a_stylizer(tmp_path: Path, capsys: pytest.CaptureFixtu
     save_checkpoint(tmp_path / "generator.safetensors", ckpt)
     assert main(["stylize", "--model", str(tmp_path / "generator.safetensors"), "--content", "x.png"]) == 1
     assert "is not a fast-style stylizer" in capsys.readouterr().err
+
+
+def test_the_temporal_loss_compares_the_overlap_of_shifted_crops(photos: dict[str, Path], tmp_path: Path) -> None:
+    from gankit.style.fast import FastStyleTrainer
+
+    recipe = load_recipe("fast-style", _settings(photos, "run.temporal_weight=10", "run.temporal_shift=5",
+                                                 "run.temporal_noise=0"))
+    trainer = FastStyleTrainer(recipe, tmp_path / "unused", quiet=True)
+    # A network that moves with the image (a 1x1 identity convolution) satisfies the temporal loss exactly.
+    identity = torch.nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        identity.bias.zero_()
+    trainer.network = identity
+    trainer.optimizer = torch.optim.SGD(identity.parameters(), lr=0.0)
+    for _ in range(3):
+        assert float(trainer.train_step()["temporal"]) == 0.0
+    # Trained for real, the term is logged with the other losses.
+    result = train_fast_style(recipe, tmp_path / "run", steps=3, quiet=True)
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["temporal"] > 0 for r in records)
