@@ -128,3 +128,11 @@ def test_frames_to_and_from_a_video_file(frames: Path, style: Path, tmp_path: Pa
                            overrides=STILL, quiet=True)
     assert [p.name for p in again.paths] == [f"frame-{i:05d}.png" for i in range(4)]
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_frames_go_to_a_folder_or_a_video_not_an_image(frames: Path, style: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stylize", "--style", str(style), "--frames-in", str(frames), "-o", str(tmp_path / "out.png"),
+                 "--weights", "random", "--size", "24", "--steps", "1"]) == 1
+    assert "names an image file; stylized frames go into a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()

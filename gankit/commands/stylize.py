@@ -164,6 +164,8 @@ def _run_model(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = stylizer(content, size=args.size)
     seconds = time.perf_counter() - started
+    if args.preserve_color:
+        result = images.preserve_colors(result, content)
     saved = images.save_image(result, output)
     if not args.quiet:
         print(f"wrote {saved} ({result.shape[-1]}x{result.shape[-2]} px) in {seconds * 1000:.0f} ms on"

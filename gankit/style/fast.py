@@ -352,8 +352,9 @@ class FastStyleTrainer:
                 Progress(total, description="fast-style", start=self.step, quiet=self.quiet,
                          stream=self.progress_stream) as progress,
             ):
+                photos = f"{len(self.data)} photos" if hasattr(self.data, "__len__") else "photos"
                 progress.log(
-                    f"fast-style: {len(self.data)} photos of {self.data.shape[-1]} px, style"
+                    f"fast-style: {photos} of {self.data.shape[-1]} px, style"
                     f" {self.style_image.shape[-1]}x{self.style_image.shape[-2]} px,"
                     f" {getattr(self.encoder, 'arch', 'encoder')} ({getattr(self.encoder, 'weights_source', '')}),"
                     f" {sum(p.numel() for p in self.network.parameters()) / 1e6:.2f} M parameters, on {self.device}"

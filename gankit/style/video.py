@@ -251,13 +251,20 @@ class _FrameSink:
 
 def check_output(output: str | Path) -> Path:
     """Check, before any work, that stylized frames can be written to ``output`` (a folder or a video file)."""
+    from PIL import Image
+
     path = Path(output).expanduser()
     if is_video(path):
         _imageio()
         if path.is_dir():
             raise GankitError(f"-o {path}: is a folder; name a video file like out.mp4, or a folder for frames")
-    elif path.suffix and path.exists() and path.is_file():
+    elif path.exists() and not path.is_dir():
         raise GankitError(f"-o {path}: is a file; stylized frames go into a folder (or a video file)")
+    elif path.suffix.lower() in Image.registered_extensions():
+        raise GankitError(
+            f"-o {path}: names an image file; stylized frames go into a folder (e.g. -o {path.with_suffix('')}/)"
+            f" or a video file ({', '.join(VIDEO_SUFFIXES)})"
+        )
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
