@@ -15,6 +15,7 @@ the recipes; lower is nearer). It writes ``offline-before-after.png`` (photo,
 style, before, after side by side) and prints a Markdown table.
 
     python tests/benchmarks/offline_quality.py --size 256 --out docs/images     # about 10 min on 2 cores
+    python tests/benchmarks/offline_quality.py --size 256 --before-size 128 --before-steps 100 --out /tmp/q
     python tests/benchmarks/offline_quality.py --size 64 --steps 10 --out /tmp/q   # a check that it runs
 """
 
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="longest side of the results (default 256)")
     parser.add_argument("--steps", type=int, help="steps per scale for both runs (default: each recipe's)")
     parser.add_argument("--before-size", type=int, help="size of the random-VGG run (default --size)")
+    parser.add_argument("--before-steps", type=int, help="steps per scale of the random-VGG run (default --steps)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="folder for the pictures")
     args = parser.parse_args()
@@ -69,12 +71,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     china, flower = write_sample_photos(args.out / "photos")
     steps = {"steps": args.steps} if args.steps else {}
+    before_steps = {"steps": args.before_steps} if args.before_steps else steps
 
     started = time.perf_counter()
     before = stylize(china, flower, "style-transfer",
                      overrides=["encoder.weights=random", "run.init=content", "run.multi_scale=2"],
                      size=args.before_size or args.size, quiet=True, output=args.out / "before-random-vgg19.png",
-                     **steps)
+                     **before_steps)
     before_seconds = time.perf_counter() - started
     started = time.perf_counter()
     after = stylize(china, flower, "style-transfer-offline", size=args.size, quiet=True,
@@ -92,8 +95,8 @@ def main() -> None:
     rows = {
         "the photo itself": content,
         "the style image": images.resize(images.as_tensor(flower), size),
-        f"before: random VGG19 ({before.seconds:.0f} s)": images.resize(before.image, size),
-        f"after: random-pyramid ({after.seconds:.0f} s)": after.image,
+        f"before: random VGG19, {max(before.size)} px ({before.seconds:.0f} s)": images.resize(before.image, size),
+        f"after: random-pyramid, {max(after.size)} px ({after.seconds:.0f} s)": after.image,
     }
     print(f"\n{size[1]}x{size[0]} px; before {before_seconds:.0f} s, after {after_seconds:.0f} s"
           f" on {args.threads} thread(s)\n")
