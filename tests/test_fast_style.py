@@ -179,3 +179,12 @@ def test_the_temporal_loss_compares_the_overlap_of_shifted_crops(photos: dict[st
     result = train_fast_style(recipe, tmp_path / "run", steps=3, quiet=True)
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert all(r["temporal"] > 0 for r in records)
+
+
+def test_a_missing_photo_folder_leaves_no_run_folder(photos: dict[str, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "fast-style", *_sets(_settings(photos, f"data.path={tmp_path / 'nowhere'}")),
+            "--out", str(tmp_path / "run"), "-q"]
+    assert main(args) == 1
+    assert "nowhere' does not exist. Point data.path at a folder of images" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -401,13 +401,8 @@ def train_fast_style(
     """Train a ``fast-style`` recipe into the run folder ``out``; see :class:`FastStyleTrainer`."""
     _check_task(recipe)
     run_dir = Path(out) if out is not None else default_run_dir(recipe)
-    read_style_image(recipe)  # a missing or unreadable style image is an error before the folder is claimed
-    folder = RunFolder(run_dir).claim_new(recipe.name)
-    try:
-        trainer = FastStyleTrainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder)
-    except BaseException:
-        folder.release()
-        raise
+    # Everything is built (and every input read) before the run folder is claimed: a mistake leaves no folder.
+    trainer = FastStyleTrainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream)
     return trainer.fit(steps)
 
 
