@@ -188,3 +188,10 @@ def test_a_missing_photo_folder_leaves_no_run_folder(photos: dict[str, Path], tm
     assert main(args) == 1
     assert "nowhere' does not exist. Point data.path at a folder of images" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_gan_commands_say_a_stylizer_run_is_not_a_gan(trained: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sample", str(trained), "-o", str(tmp_path / "grid.png")]) == 1
+    err = capsys.readouterr().err
+    assert "a fast-style run, not a GAN: it has no generator to sample" in err and "Traceback" not in err

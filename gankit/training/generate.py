@@ -38,6 +38,11 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
     file = resolve_checkpoint(path)
     ckpt = load_checkpoint(file)
     recipe = recipe_from_checkpoint(ckpt.state, str(file))
+    if recipe.task != "gan":
+        hint = ""
+        if recipe.task == "fast-style":
+            hint = f": stylize photos with gankit stylize --model {path} --content photo.jpg"
+        raise GankitError(f"{path}: a {recipe.task} run, not a GAN: it has no generator to sample{hint}")
     data = recipe["data"].build(seed=recipe.run.seed)
     generator: nn.Module = recipe["generator"].build(shape=tuple(data.shape))
     weights = ckpt.group("generator")
