@@ -69,7 +69,7 @@ def test_bad_layers_and_sizes_are_clear_errors() -> None:
 def test_offline_recipe_is_the_default_for_random_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     china, flower = write_sample_photos(tmp_path)
     out = tmp_path / "offline.png"
-    assert main(["stylize", "--content", str(china), "--style", str(flower), "--weights", "random", "--size", "40",
+    assert main(["stylize", "--content", str(china), "--style", str(flower), "--weights", "random", "--size", "64",
                  "--steps", "3", "-o", str(out)]) == 0
     captured = capsys.readouterr()
     assert "random-pyramid (random (seed 0))" in captured.err and "note:" not in captured.err
