@@ -17,7 +17,8 @@ from gankit.style.video import flicker, open_frames, stylize_frames
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: The offline recipe, small; Adam with a tiny step barely moves the start image, which makes starts visible.
-STILL = ["run.size=32", "run.multi_scale=1", "run.optimizer=adam", "run.lr=1e-9", "run.steps=1", "encoder.levels=2", "encoder.channels=8",
+STILL = ["run.size=32", "run.multi_scale=1", "run.optimizer=adam", "run.lr=1e-9", "run.steps=1",
+         "encoder.levels=2", "encoder.channels=8",
          "losses.1.layers=[\"relu1_2\", \"relu2_2\"]"]
 
 
