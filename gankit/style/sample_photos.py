@@ -44,13 +44,18 @@ def write_sample_photos(folder: str | Path) -> list[Path]:
 
 
 def write_photo_folder(
-    folder: str | Path, *, count: int = 24, size: int = 160, seed: int = 0, sources: tuple[str, ...] = ("china.jpg",)
+    folder: str | Path,
+    *,
+    count: int = 24,
+    size: int = 160,
+    seed: int = 0,
+    sources: tuple[str, ...] = ("china.jpg", "flower.jpg"),
 ) -> list[Path]:
     """Write ``count`` square crops (``size`` px) of the sample photos into ``folder``; returns their paths.
 
     Crops are taken at seeded random places and zooms (a side of 35% to 100%
     of the photo's height), so that a network trained on them sees the
-    photos' shapes at several scales. ``sources`` names the photos to crop.
+    photos' shapes at several scales. ``sources`` names the photos to crop, in turn.
     """
     import random
 

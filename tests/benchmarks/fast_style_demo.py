@@ -52,7 +52,7 @@ def main() -> None:
     times: dict[str, float] = {}
 
     started = time.perf_counter()
-    write_photo_folder(out / "photos", sources=("china.jpg", "flower.jpg"))
+    write_photo_folder(out / "photos")
     china, flower = write_sample_photos(out)
     frames = write_pan(out / "frames")
     times["photos"] = time.perf_counter() - started
