@@ -34,7 +34,7 @@ CHECKPOINT_DIR = "checkpoints"
 EXPORT_FILE = "generator.safetensors"
 
 #: What a run writes, relative to its folder: replaced when a marked folder without checkpoints is reused.
-RUN_FILES = (RECIPE_FILE, METRICS_FILE, EXPORT_FILE, "report.html")
+RUN_FILES = (RECIPE_FILE, METRICS_FILE, EXPORT_FILE, "report.html", "stylizer.safetensors", "style.png")
 RUN_DIRS = (SAMPLES_DIR, CHECKPOINT_DIR)
 
 
