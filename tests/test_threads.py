@@ -106,3 +106,33 @@ def test_fixed_threads_are_validated() -> None:
         recipe_from_dict(tiny_recipe(run={"threads": 0}))
     with pytest.raises(GankitError, match="threads"):
         recipe_from_dict(tiny_recipe(run={"threads": "many"}))
+
+
+def test_stylize_tunes_its_threads_too(restore_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gankit.style.loop import stylize
+
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("gankit.threads.available_cores", lambda: 2)
+    content = torch.rand(1, 3, 32, 32)
+    lines: list[str] = []
+    result = stylize(content, content, "style-transfer-offline", size=32, steps=12, multi_scale=1, quiet=False,
+                     stream=_Lines(lines))
+    assert result.image.shape == (1, 3, 32, 32)
+    assert any(line.startswith("threads: ") and "start" in line for line in lines), lines
+
+
+class _Lines:
+    """A text stream that keeps the lines written to it."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def write(self, text: str) -> int:
+        self.lines.extend(line.strip() for line in text.splitlines() if line.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False

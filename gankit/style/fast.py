@@ -58,6 +58,7 @@ from gankit.recipe import Recipe, loads_recipe
 from gankit.style import images
 from gankit.style.images import ImageInput
 from gankit.style.losses import required_layers
+from gankit.threads import describe, thread_policy
 from gankit.training.run_folder import METRICS_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
 
 TASK = "fast-style"
@@ -139,7 +140,7 @@ class FastStyleTrainer:
         self.progress_stream = progress_stream
         self.folder = folder
         self.device = resolve_device(settings.device)
-        if settings.threads:
+        if isinstance(settings.threads, int):
             torch.set_num_threads(settings.threads)
         self.style_image = style_image if style_image is not None else read_style_image(recipe)
         self.losses = _build_losses(recipe)
@@ -361,8 +362,13 @@ class FastStyleTrainer:
                 )
                 if self.step == 0:
                     self.save_samples()
+                tuner = thread_policy(self.settings.threads, self.device,
+                                      lambda choice: progress.log(f"step {self.step}: {describe(choice)}"))
                 while self.step < total and not self._stop_requested:
+                    began = time.perf_counter()
                     values = self.train_step()
+                    if tuner is not None:
+                        tuner.step_done(time.perf_counter() - began)
                     step = self.step
                     if step % self.settings.log_every == 0 or step == total or step == 1:
                         record = {"step": step, **{k: float(v) for k, v in values.items()},

@@ -14,6 +14,8 @@ This module imports pydantic only: recipes are validated without loading torch.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from gankit.registry import Params, check_device
@@ -48,7 +50,19 @@ class FastStyleRunSettings(Params):
     samples: int = Field(4, gt=0, le=16, description="Photos in each sample picture (the first ones of the data).")
     checkpoint_every: int = Field(200, gt=0, description="Write a checkpoint every this many steps.")
     keep_checkpoints: int = Field(3, gt=0, description="How many of the latest checkpoints to keep.")
-    threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    threads: int | Literal["auto"] | None = Field(
+        "auto",
+        description="CPU threads for torch: a number (bit-identical results), or 'auto': measure the candidates on "
+        "the first steps, keep the fastest, re-check when steps slow down (an explicit OMP_NUM_THREADS wins). "
+        "Unset (null): torch's own default.",
+    )
+
+    @field_validator("threads")
+    @classmethod
+    def _thread_count(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 1 <= value <= 4096:
+            raise ValueError("threads must be 'auto' or a number from 1 to 4096")
+        return value
 
     _device = field_validator("device")(check_device)
 

@@ -38,6 +38,7 @@ from gankit.style import images
 from gankit.style.images import ImageInput
 from gankit.style.losses import required_layers
 from gankit.style.schema import StyleRunSettings
+from gankit.threads import ThreadTuner, describe, thread_policy
 
 #: The recipe :func:`stylize` uses when given none.
 DEFAULT_RECIPE = "style-transfer"
@@ -206,6 +207,7 @@ def stylize(
     quiet: bool = False,
     stream: TextIO | None = None,
     on_log: Callable[[dict[str, float], Tensor], None] | None = None,
+    threads: ThreadTuner | None = None,
     **run: Any,
 ) -> StyleResult:
     """Render ``content`` in the style of ``style``; returns a :class:`StyleResult`.
@@ -223,7 +225,8 @@ def stylize(
     ``run.init`` (a video's previous stylized frame, for instance).
     Progress goes to ``stream`` (standard error by default) unless
     ``quiet``; ``on_log`` is called at every logged step with the logged
-    values and the image. On Ctrl-C the image so far is written to
+    values and the image. ``threads`` is a thread tuner to keep using (the
+    frames of a video share one); by default ``run.threads`` decides. On Ctrl-C the image so far is written to
     ``output`` before the interrupt propagates.
 
     Every problem that can be found before optimising (unreadable images,
@@ -235,8 +238,7 @@ def stylize(
     resolved = resolve_recipe(recipe, overrides, run)
     settings: StyleRunSettings = resolved.run
     device = resolve_device(settings.device)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    tuner = threads if threads is not None else thread_policy(settings.threads, device)
 
     content_image = images.as_tensor(content, what="content image")
     style_image = images.as_tensor(style, what="style image")
@@ -294,9 +296,12 @@ def stylize(
                 else:
                     image = images.resize(image, size)
                 image = image.to(device).detach().requires_grad_(True)
+                if tuner is not None:
+                    tuner.report = lambda choice: progress.log(describe(choice))
                 image = _optimise(
                     image, encoder, losses, names, layers, settings, progress, history, frames, frames_folder,
                     content_image, scale=index, offset=index * settings.steps, total=total_steps, on_log=on_log,
+                    tuner=tuner,
                 )
         except KeyboardInterrupt:
             if out_path is not None and image is not None:
@@ -372,6 +377,7 @@ def _optimise(
     offset: int,
     total: int,
     on_log: Callable[[dict[str, float], Tensor], None] | None,
+    tuner: ThreadTuner | None = None,
 ) -> Tensor:
     lr = settings.learning_rate()
     optimizer: torch.optim.Optimizer
@@ -397,6 +403,7 @@ def _optimise(
 
     height, width = image.shape[-2:]
     for step in range(1, settings.steps + 1):
+        started = time.perf_counter()
         if isinstance(optimizer, torch.optim.LBFGS):
             optimizer.step(closure)
         else:
@@ -404,6 +411,8 @@ def _optimise(
             optimizer.step()
             with torch.no_grad():
                 image.clamp_(0.0, 1.0)
+        if tuner is not None:
+            tuner.step_done(time.perf_counter() - started)
         done = offset + step
         # The loss is read (one host sync) only on logging steps: reading it every step would stall a GPU.
         logging_step = step == 1 or done % settings.log_every == 0 or step == settings.steps

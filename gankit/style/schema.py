@@ -80,7 +80,19 @@ class StyleRunSettings(Params):
     seed: Seed = Field(
         0, description="Seed of the noise start image: same recipe and seed, same result (on CPU)."
     )
-    threads: int | None = Field(None, gt=0, le=4096, description="CPU threads for torch (default: torch's choice).")
+    threads: int | Literal["auto"] | None = Field(
+        "auto",
+        description="CPU threads for torch: a number (bit-identical results), or 'auto': measure the candidates on "
+        "the first steps, keep the fastest, re-check when steps slow down (an explicit OMP_NUM_THREADS wins). "
+        "Unset (null): torch's own default.",
+    )
+
+    @field_validator("threads")
+    @classmethod
+    def _thread_count(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 1 <= value <= 4096:
+            raise ValueError("threads must be 'auto' or a number from 1 to 4096")
+        return value
 
     _device = field_validator("device")(check_device)
 

@@ -369,10 +369,15 @@ class _LoopState:
         self.style = images.as_tensor(style, what="style image")
         layers = required_layers(_build_losses(self.recipe))
         self.encoder = self.recipe["encoder"].build(layers=layers) if layers else None
+        from gankit.devices import resolve_device
+        from gankit.threads import thread_policy
+
+        self.threads = thread_policy(self.recipe.run.threads, resolve_device(self.recipe.run.device))
 
     def stylize(self, frame: Tensor, previous: Tensor | None) -> Tensor:
         from gankit.style.loop import stylize
 
         extra: dict[str, Any] = {"multi_scale": 1} if previous is not None else {}
-        result = stylize(frame, self.style, self.recipe, encoder=self.encoder, start=previous, quiet=True, **extra)
+        result = stylize(frame, self.style, self.recipe, encoder=self.encoder, start=previous, quiet=True,
+                         threads=self.threads, **extra)
         return result.image
