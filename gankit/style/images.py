@@ -30,12 +30,16 @@ _RGB_TO_YIQ = torch.tensor(
 
 
 def read_image(path: str | Path, *, what: str = "image") -> PILImage.Image:
-    """Read an image file as RGB (EXIF orientation applied, transparency over white).
+    """Read an image file as RGB with gankit's one image reader (:func:`gankit.data.images.open_image`).
+
+    EXIF orientation is applied, transparency composited over white, high bit-depth gray rescaled.
 
     A missing file, a folder, a file that is not an image or one too large to
     decode safely is a :class:`GankitError` that names ``what`` and the path.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from gankit.data.images import open_image
 
     file = Path(path).expanduser()
     if not file.exists():
@@ -43,35 +47,22 @@ def read_image(path: str | Path, *, what: str = "image") -> PILImage.Image:
     if file.is_dir():
         raise GankitError(f"{what} {path}: is a folder, not an image file")
     try:
-        with Image.open(file) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
+        return open_image(file, "RGB")
     except Image.DecompressionBombError as error:
         raise GankitError(f"{what} {path}: too large to decode safely ({error})") from None
     except UnidentifiedImageError:
         raise GankitError(f"{what} {path}: not an image file that Pillow can read (PNG, JPEG, WebP, ...)") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise GankitError(f"{what} {path}: cannot read the image: {error}") from None
-    return _flatten_to_rgb(image)
-
-
-def _flatten_to_rgb(image: PILImage.Image) -> PILImage.Image:
-    from PIL import Image
-
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA"):
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
-        return background
-    return image.convert("RGB")
 
 
 def pil_to_tensor(image: PILImage.Image) -> Tensor:
     """A PIL image as a float tensor ``(1, 3, H, W)`` in [0, 1]."""
     import numpy as np
 
-    array = np.asarray(_flatten_to_rgb(image), dtype=np.uint8)
+    from gankit.data.images import to_mode
+
+    array = np.asarray(to_mode(image, "RGB"), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
