@@ -12,4 +12,5 @@ KINDS: tuple[str, ...] = (
     "metric",
     "encoder",
     "optimizer",
+    "logger",
 )

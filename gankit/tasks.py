@@ -44,6 +44,11 @@ class GanRunSettings(Params):
         600.0, gt=0, description="With several processes: seconds to wait for the others before failing."
     )
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    init_from: str | None = Field(
+        None, min_length=1,
+        description="Fine-tune: start the networks from this run folder or checkpoint (optimisers start fresh; "
+                    "the recipe must build the same networks).",
+    )
 
     _device = field_validator("device")(check_device)
 
@@ -109,6 +114,8 @@ GAN = TaskSchema(
         "balance": PartSlot("balance", default="always", doc="Which network trains at each step."),
         "tricks": PartListSlot("trick", doc="Training tricks (EMA, progressive growing, ...)."),
         "metrics": PartListSlot("metric", doc="Metrics computed during training."),
+        "loggers": PartListSlot("logger", doc="Where records, sample grids and metrics also go, besides "
+                                              "metrics.jsonl (TensorBoard, a tracker from a plugin)."),
     },
 )
 
