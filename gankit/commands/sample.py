@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the video in seconds (default 4)")
     parser.add_argument("--fps", type=float, default=24.0, help="frames per second of the video (default 24)")
     parser.add_argument("--keys", type=int, default=None,
-                        help="random latents each walk passes through (default: one per 2 seconds, at least 2)")
+                        help="random latents each walk passes through (default: one per 2 seconds, at least 3)")
     parser.add_argument("--latent", metavar="FILE", help="draw the latents of a file written by gankit project")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not its moving average")
     parser.add_argument("--device", default="cpu", help="device to sample on (default cpu)")
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
             raise GankitError("--seconds and --fps must be positive")
         if round(args.seconds * args.fps) < 2:
             raise GankitError(f"--seconds {args.seconds} at --fps {args.fps} is fewer than 2 frames")
-        if args.keys is not None and args.keys < 2:
-            raise GankitError(f"--keys {args.keys}: a walk needs at least 2 latents")
+        if args.keys is not None and args.keys < 3:
+            raise GankitError(f"--keys {args.keys}: a closed walk needs at least 3 latents")
         if args.latent:
             raise GankitError("--latent draws the latents of a file; a --video walks through random ones")
     from gankit.images import samples_picture, save_picture
@@ -100,7 +100,7 @@ def _walk_video(loaded: LoadedGenerator, args: argparse.Namespace) -> Path:
 
     frames = round(args.seconds * args.fps)
     tiles = args.n or DEFAULT_VIDEO_TILES
-    keys = args.keys or max(2, math.ceil(args.seconds / 2))
+    keys = args.keys or max(3, math.ceil(args.seconds / 2))
     latents = walk_latents(loaded.latent_dim, frames, paths=tiles, keys=keys, seed=args.seed)
     pictures = (samples_picture(sample(loaded, tiles, latents=latents[i])) for i in range(frames))
     return write_video(pictures, args.video, fps=args.fps)

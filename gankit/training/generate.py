@@ -117,10 +117,11 @@ def walk_latents(latent_dim: int, frames: int, *, paths: int = 1, keys: int = 3,
 
     Each walk passes through ``keys`` random latents and back to the first
     (spherical interpolation between them, at an even pace), so a video of it
-    loops without a jump.
+    loops without a jump. Three keys at least: with two, the way back would
+    retrace the way there.
     """
-    if frames < 1 or paths < 1 or keys < 2:
-        raise GankitError("a latent walk needs at least 1 frame, 1 path and 2 key latents")
+    if frames < 1 or paths < 1 or keys < 3:
+        raise GankitError("a latent walk needs at least 1 frame, 1 path and 3 key latents")
     rng = torch.Generator().manual_seed(seed)
     points = torch.randn(keys, paths, latent_dim, generator=rng)
     position = torch.arange(frames, dtype=torch.float64) * keys / frames

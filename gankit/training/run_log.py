@@ -10,6 +10,7 @@ is lost, since metrics.jsonl holds every record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import warnings
@@ -109,9 +110,12 @@ class RunLog:
                 logger.call("image", step, name, picture)
 
     def close(self) -> None:
-        """Close every logger, then metrics.jsonl."""
+        """Close every logger (quietly those that failed: they were warned about), then metrics.jsonl."""
         for logger in self.loggers:
-            if logger.has_close:
+            if logger.has_close and logger.failed:
+                with contextlib.suppress(Exception):
+                    logger.logger.close()
+            elif logger.has_close:
                 logger.call("close")
         self.loggers = []
         if self._file is not None:
