@@ -148,7 +148,8 @@ def test_a_failing_logger_warns_once_and_training_goes_on(
         warnings.simplefilter("always")
         result = train(recipe_from_dict(recipe, registry=registry), run, quiet=True)
     assert result.step == 3
-    ours = [str(w.message) for w in caught if issubclass(w.category, GankitWarning) and "flaky.logger" in str(w.message)]
+    ours = [str(w.message) for w in caught
+            if issubclass(w.category, GankitWarning) and "flaky.logger" in str(w.message)]
     assert len(ours) == 1, ours
     assert said in ours[0] and "metrics.jsonl keeps every record" in ours[0]
     assert [r["step"] for r in records_of(run)] == [1, 2, 3]

@@ -34,6 +34,8 @@ PLUGINS_DIR = ROOT / "plugins"
 PLUGINS = {
     "gankit-pacgan": ("gankit_pacgan", "pacgan", ("discriminator", "pacgan.packed")),
     "gankit-diffaugment": ("gankit_diffaugment", "diffaugment", ("trick", "diffaugment.augment")),
+    "gankit-extras": ("gankit_extras", "extras", ("loss", "extras.rcgan")),
+    "gankit-wandb": ("gankit_wandb", "wandb", ("logger", "wandb.logger")),
 }
 
 

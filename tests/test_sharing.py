@@ -1,4 +1,4 @@
-"""Sharing: gankit export → a Hugging Face style folder → load_generator / gankit sample, locally and through the Hub."""
+"""Sharing: gankit export → a Hugging Face style folder → load_generator / gankit sample, locally and on the Hub."""
 
 from __future__ import annotations
 

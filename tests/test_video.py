@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_sample_video_is_a_gif_of_the_requested_frames(points_run: Path, tmp_pat
                  "10", "-n", "64"]) == 0
     frames = frames_of(video)
     assert len(frames) == 15
-    assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:]))
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(frames))
     with Image.open(video) as gif:
         assert gif.info["duration"] == 100 and gif.info["loop"] == 0
         assert gif.size == (256, 256)  # a scatter of the 64 points of each frame
