@@ -32,5 +32,20 @@ class TrainingError(GankitError):
     exit_code = 3
 
 
+class CorruptCheckpointError(GankitError):
+    """A checkpoint that cannot be trusted: truncated, a garbage header, a failed checksum, bad metadata.
+
+    Loading a run folder skips such a checkpoint (with a warning) and falls back to the previous one.
+    """
+
+
 class GankitWarning(UserWarning):
     """Something the user should know about that does not stop the work (skipped files, version changes)."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an error of the file system or the machine: the file (cut to 200 characters), what happened."""
+    what = error.strerror or str(error) or type(error).__name__
+    names = [str(n) for n in (error.filename, error.filename2) if n is not None]
+    shown = " -> ".join(n if len(n) <= 200 else n[:197] + "..." for n in names)
+    return f"{shown}: {what}" if shown else what

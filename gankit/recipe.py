@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from gankit.errors import GankitError, PartNotFoundError
-from gankit.registry import Part, Registry, did_you_mean, parse_ref
+from gankit.registry import Part, Registry, did_you_mean, parse_ref, shown
 from gankit.slots import ModelMapSlot, ModelSlot, PartListSlot, PartMapSlot, PartSlot, Slot, TaskSchema
 from gankit.tasks import TASKS
 
@@ -32,6 +32,32 @@ __all__ = [
     "ModelMapSlot", "ModelSlot", "PartListSlot", "PartMapSlot", "PartSlot", "PartSpec", "Recipe", "RecipeError",
     "RecipeIssue", "Slot", "TaskSchema", "load_recipe", "loads_recipe", "recipe_from_dict", "validate",
 ]
+
+#: The largest recipe file gankit reads (recipes are a few KB; this refuses a wrong or hostile file at once).
+MAX_RECIPE_BYTES = 1 << 20
+#: How deeply a recipe's tables and arrays may nest (gankit's recipes nest three levels).
+MAX_RECIPE_DEPTH = 32
+#: The most characters of a dotted path or message an error quotes.
+_MAX_QUOTE = 1000
+
+
+def _cut(text: str, limit: int = _MAX_QUOTE) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def nesting_depth(value: Any, limit: int = MAX_RECIPE_DEPTH) -> int:
+    """How deeply tables and arrays nest in ``value`` (counted without recursion; stops past ``limit``)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            deepest = max(deepest, level)
+            if level > limit:
+                return level
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 # --------------------------------------------------------------------------- errors
 
@@ -48,9 +74,9 @@ class RecipeIssue:
     def format(self) -> str:
         where = f"line {self.line}: " if self.line else ""
         if self.source:
-            where = f"{self.source}: "
-        path = f"{self.path}: " if self.path else ""
-        return f"{where}{path}{self.message}"
+            where = f"{_cut(self.source, 200)}: "
+        path = f"{_cut(self.path, 200)}: " if self.path else ""
+        return f"{where}{path}{_cut(self.message)}"
 
 
 class RecipeError(GankitError):
@@ -63,7 +89,7 @@ class RecipeError(GankitError):
 
     def _format(self) -> str:
         count = len(self.issues)
-        head = f"{self.file}: {count} problem{'s' if count != 1 else ''}"
+        head = f"{_cut(self.file, 200)}: {count} problem{'s' if count != 1 else ''}"
         lines = [head]
         for issue in self.issues:
             if issue.source:
@@ -250,6 +276,10 @@ class Override:
     raw: str
 
 
+#: The longest ``--set`` text accepted.
+MAX_OVERRIDE_CHARS = 100_000
+
+
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     """``"generator.width=32"`` → ``(("generator", "width"), 32)``; values are TOML, else strings.
 
@@ -259,13 +289,19 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise GankitError(f"--set {text!r}: write it as slot.key=value, e.g. --set generator.width=32")
+        raise GankitError(f"--set {shown(text)}: write it as slot.key=value, e.g. --set generator.width=32")
+    if len(text) > MAX_OVERRIDE_CHARS:
+        raise GankitError(f"--set {shown(text)}: {len(text)} characters; a --set holds at most {MAX_OVERRIDE_CHARS}")
     path = _split_dotted(key)
     value = value.strip()
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
+    except RecursionError:
+        raise GankitError(f"--set {shown(text)}: the value nests too deeply") from None
+    except ValueError:  # not TOML (TOMLDecodeError), or an integer too long: the text itself
         parsed = value
+    if nesting_depth(parsed) > MAX_RECIPE_DEPTH:
+        raise GankitError(f"--set {shown(text)}: the value nests deeper than {MAX_RECIPE_DEPTH} levels")
     return path, parsed
 
 
@@ -339,8 +375,7 @@ class _Collector:
 
 
 def _describe_input(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shown(value)
 
 
 def _pydantic_issues(
@@ -355,7 +390,7 @@ def _pydantic_issues(
             key = str(loc[-1])
             hint = did_you_mean(key, fields)
             known = f" Known keys: {', '.join(fields)}." if fields else " This table takes no keys."
-            collector.add((*base, *loc), f"unknown key {key!r}.{hint}{known}")
+            collector.add((*base, *loc), f"unknown key {shown(key)}.{hint}{known}")
         elif kind == "missing":
             collector.add((*base, *loc), "required key is missing: add it")
         else:
@@ -487,7 +522,7 @@ def _validate_slot(
     for key in value:
         if key not in slot.keys:
             hint = did_you_mean(key, slot.keys)
-            collector.add((name, key), f"unknown key {key!r}.{hint} Known keys: {', '.join(slot.keys)}.")
+            collector.add((name, key), f"unknown key {shown(key)}.{hint} Known keys: {', '.join(slot.keys)}.")
     for key in slot.keys:
         sub = value.get(key)
         if isinstance(slot, PartMapSlot):
@@ -519,20 +554,25 @@ def validate(
         from gankit.plugins import get_registry
 
         registry = get_registry()
+    if nesting_depth(raw) > MAX_RECIPE_DEPTH:
+        raise RecipeError(source, [RecipeIssue("", f"tables and arrays nest deeper than {MAX_RECIPE_DEPTH} levels; "
+                                                   "no recipe does that: is this the right file?")])
     collector = _Collector(locate_lines(text) if text else {}, overrides or {})
     collector.upgrade_versions = upgrade_versions
     raw = dict(raw)
     tasks = TASKS
     task = raw.pop("task", "gan")
-    if task not in tasks:
+    if not isinstance(task, str) or task not in tasks:
         hint = did_you_mean(str(task), tasks)
-        collector.add(("task",), f"unknown task {task!r}.{hint} Known tasks: {', '.join(tasks)}.")
+        collector.add(("task",), f"unknown task {shown(task)}.{hint} Known tasks: {', '.join(tasks)}.")
         raise RecipeError(source, collector.issues)
     schema = tasks[task]
     for key in raw:
         if key not in schema.slots:
             hint = did_you_mean(key, schema.slots)
-            collector.add((key,), f"unknown slot {key!r} for a {task} recipe.{hint} Slots: {', '.join(schema.slots)}.")
+            collector.add(
+                (key,), f"unknown slot {shown(key)} for a {task} recipe.{hint} Slots: {', '.join(schema.slots)}."
+            )
     slots: dict[str, Any] = {}
     for slot_name, slot in schema.slots.items():
         value = raw.get(slot_name)
@@ -595,14 +635,17 @@ def resolve_recipe_path(ref: str | Path) -> Path:
     if stem in builtin and (len(path.parts) == 1 or path.parent.name == "recipes"):
         return builtin[stem]
     if path.is_dir():
-        raise GankitError(f"{ref}: is a folder, not a recipe file")
+        raise GankitError(f"{_cut(str(ref), 200)}: is a folder, not a recipe file")
     shipped = shipped_recipes()
     name = str(ref).removesuffix(".toml")
     if name in shipped:
         return shipped[name]
+    if path.exists():
+        raise GankitError(f"{_cut(str(ref), 200)}: not a regular file; a recipe is a TOML file")
     hint = did_you_mean(stem, shipped)
     raise GankitError(
-        f"{ref}: no such recipe file.{hint} Shipped recipes: {', '.join(shipped) or '(none)'} (gankit recipes)."
+        f"{_cut(str(ref), 200)}: no such recipe file.{hint} Shipped recipes: {', '.join(shipped) or '(none)'} "
+        "(gankit recipes)."
     )
 
 
@@ -616,9 +659,17 @@ def load_recipe(
     file = resolve_recipe_path(path)
     source = str(path) if Path(path).is_file() else str(file)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise GankitError(f"{source}: cannot read recipe: {error}") from error
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_RECIPE_BYTES + 1)
+    except OSError as error:
+        raise GankitError(f"{source}: cannot read recipe: {error.strerror or error}") from error
+    if len(data) > MAX_RECIPE_BYTES:
+        raise GankitError(f"{source}: larger than {MAX_RECIPE_BYTES:,} bytes; recipes are a few KB: is this the "
+                          "right file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise GankitError(f"{source}: cannot read recipe: not UTF-8 text (byte {error.start})") from error
     return loads_recipe(text, overrides, registry=registry, source=source, name=file.stem)
 
 
@@ -632,10 +683,18 @@ def loads_recipe(
     upgrade_versions: bool = False,
 ) -> Recipe:
     """Parse, override and validate recipe text (see :func:`validate`)."""
+    if len(text) > MAX_RECIPE_BYTES:
+        raise RecipeError(source, [RecipeIssue("", f"{len(text):,} characters; a recipe holds at most "
+                                                   f"{MAX_RECIPE_BYTES:,}: is this the right file?")])
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _toml_syntax_error(source, error) from None
+    except RecursionError:
+        raise RecipeError(source, [RecipeIssue("", f"tables and arrays nest too deeply (at most "
+                                                   f"{MAX_RECIPE_DEPTH} levels)")]) from None
+    except ValueError as error:  # an integer too long for Python to read
+        raise RecipeError(source, [RecipeIssue("", f"unreadable value: {_cut(str(error), 200)}")]) from None
     applied = apply_overrides(raw, overrides)
     return validate(raw, registry=registry, source=source, name=name, text=text, overrides=applied,
                     upgrade_versions=upgrade_versions)
@@ -647,6 +706,9 @@ def recipe_from_dict(
     """Validate a recipe given as a Python dict (same layout as the TOML)."""
     import copy
 
+    if nesting_depth(data) > MAX_RECIPE_DEPTH:
+        raise RecipeError(f"<{name}>", [RecipeIssue("", f"tables and arrays nest deeper than {MAX_RECIPE_DEPTH} "
+                                                        "levels")])
     raw = copy.deepcopy(dict(data))
     applied = apply_overrides(raw, overrides)
     return validate(raw, registry=registry, source=f"<{name}>", name=name, overrides=applied)

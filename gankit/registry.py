@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gankit.errors import PartNotFoundError, RegistrationError
 from gankit.kinds import KINDS
@@ -29,18 +29,32 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*(?:\.[a-z][a-z0-9]*(?:[
 
 
 class Params(BaseModel):
-    """Base class for a part's parameters: unknown keys are errors, values are immutable."""
+    """Base class for a part's parameters: unknown keys are errors, values are immutable, numbers finite.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``inf`` and ``nan`` are refused in every number (a part that wants them sets
+    ``model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: The seeds gankit accepts: 64-bit integers (torch takes -2^63 to 2^64 - 1, and gankit adds offsets to seeds).
+MIN_SEED = -(2**63)
+MAX_SEED = 2**63 - 1
+#: The type of a seed parameter: ``seed: Seed = Field(0, description=...)``.
+Seed = Annotated[int, Field(ge=MIN_SEED, le=MAX_SEED)]
+#: The largest channel width, hidden width or latent size a built-in network accepts.
+MAX_WIDTH = 65_536
+#: The largest batch size a run accepts.
+MAX_BATCH_SIZE = 1 << 20
 
 
 def check_device(value: str) -> str:
     """Validate a device name in settings: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
-    if not _DEVICE_RE.match(value):
-        raise ValueError("device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    from gankit.devices import DEVICE_CHOICES, DEVICE_PATTERN
+
+    if not DEVICE_PATTERN.match(value):
+        raise ValueError(f"device must be {DEVICE_CHOICES}")
     return value
 
 
@@ -96,8 +110,23 @@ def _docstring(obj: Any) -> str:
     return inspect.cleandoc(inspect.getdoc(obj) or "")
 
 
+#: Names longer than this get no did-you-mean suggestions (no part or key name is that long).
+SUGGEST_MAX_LENGTH = 100
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: what an error message quotes of a user's input."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
-    """The names in ``choices`` closest to ``name``, best first."""
+    """The names in ``choices`` closest to ``name``, best first (none for a name too long to be a typo)."""
+    if not isinstance(name, str) or len(name) > SUGGEST_MAX_LENGTH:
+        return []
     choices = list(choices)
     found = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
     lowered = name.lower()
@@ -120,9 +149,9 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     name, sep, version = ref.partition("@")
     if not sep:
         return ref, None
-    match = re.fullmatch(r"v?(\d+)", version)
+    match = re.fullmatch(r"v?(\d{1,9})", version)
     if not match:
-        raise PartNotFoundError(f"bad version in {ref!r}: write it as 'name@v2'")
+        raise PartNotFoundError(f"bad version in {shown(ref)}: write it as 'name@v2'")
     return name, int(match.group(1))
 
 
@@ -266,7 +295,9 @@ class Registry:
     def get(self, kind: str, ref: str, version: int | None = None, *, role: str | None = None) -> Part:
         """The part ``ref`` (``name`` or ``name@vN``) of ``kind``; the newest version unless pinned."""
         if kind not in KINDS:
-            raise PartNotFoundError(f"unknown kind {kind!r}.{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}.")
+            raise PartNotFoundError(
+                f"unknown kind {shown(kind)}.{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}."
+            )
         name, pinned = parse_ref(ref)
         version = version if version is not None else pinned
         versions = self._parts.get((kind, name))
@@ -275,14 +306,14 @@ class Registry:
         if not versions:
             available = self.names(kind, role=role)
             what = f"{role} {kind}" if role else kind
-            message = f"unknown {what} {name!r}.{did_you_mean(name, available)}"
+            message = f"unknown {what} {shown(name)}.{did_you_mean(name, available)}"
             message += f" Available: {', '.join(available) if available else '(none)'}."
             raise PartNotFoundError(message + self._missing_namespace(name))
         if version is None:
             return versions[max(versions)]
         if version not in versions:
             have = ", ".join(f"v{v}" for v in sorted(versions))
-            raise PartNotFoundError(f"{kind} {name!r} has no version v{version}; available: {have}")
+            raise PartNotFoundError(f"{kind} {shown(name)} has no version v{version}; available: {have}")
         return versions[version]
 
     def namespaces(self) -> set[str]:
@@ -292,7 +323,7 @@ class Registry:
     def _missing_namespace(self, name: str) -> str:
         """A hint when ``name`` belongs to a plugin namespace that no installed plugin provides."""
         namespace, dot, _ = name.rpartition(".")
-        if not dot or namespace in self.namespaces():
+        if not dot or namespace in self.namespaces() or len(namespace) > SUGGEST_MAX_LENGTH:
             return ""
         import os
 

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,22 +16,72 @@ from typing import Any
 from gankit.checkpoint import atomic_write_bytes
 from gankit.errors import GankitError
 
+#: The longest line of metrics.jsonl read (a record is a few hundred bytes).
+MAX_LINE_BYTES = 1 << 20
+
+
+def _is_step(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _problem(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A metrics line as a record, or ``None`` and what is wrong with it."""
+    if len(line) > MAX_LINE_BYTES:
+        return None, f"longer than {MAX_LINE_BYTES} bytes"
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, "not JSON (a line cut short by a crash?)"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    if "step" not in record:
+        return None, "no step"
+    if not _is_step(record["step"]):
+        return None, f"step {str(record['step'])[:40]!r} is not a step number"
+    return record, ""
+
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl (a torn last line, from a crash, is ignored)."""
+    """The records of a run's metrics.jsonl.
+
+    Lines that are not a JSON object with a step number (a line torn by a crash, invalid UTF-8,
+    a record without a step, ...) are skipped, counted, and warned about once.
+    """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise GankitError(f"{run_dir}: no metrics.jsonl; is this a gankit run folder?")
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    bad = 0
+    first = ""
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                record, problem = _problem(line.strip())
+                if record is None:
+                    bad += 1
+                    first = first or f"line {number}: {problem}"
+                    continue
+                records.append(record)
+    except OSError as error:
+        raise GankitError(f"{path}: cannot read ({error.strerror or error})") from error
+    if bad:
+        import warnings
+
+        from gankit.errors import GankitWarning
+
+        lines = "line" if bad == 1 else "lines"
+        warnings.warn(f"{path}: skipped {bad} unreadable {lines} (first: {first})", GankitWarning, stacklevel=2)
     return records
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --------------------------------------------------------------------------- what the records hold
@@ -100,27 +151,30 @@ class Series:
         return len(set(self.values)) <= 1
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+#: The most numbers drawn, each kind (logged values, metric values): more is a damaged or hostile file.
+MAX_SERIES = 50
 
 
 def series_of(records: list[dict[str, Any]]) -> tuple[dict[str, Series], dict[str, Series]]:
-    """Every number of the logging records (losses, rates, skips, trick values) and of the metric evaluations."""
+    """Every finite number of the logging records (losses, rates, skips, trick values) and of the metric evaluations.
+
+    At most :data:`MAX_SERIES` names of each kind, the first seen.
+    """
     logged: dict[str, Series] = {}
     metrics: dict[str, Series] = {}
     for record in records:
         step = record.get("step")
-        if not isinstance(step, int):
+        if not isinstance(step, int) or not _is_step(step):
             continue
         event = record.get("event")
-        if event is None:
-            for key, value in record.items():
-                if key not in _RECORD_KEYS and _is_number(value):
-                    logged.setdefault(key, Series(key)).add(step, float(value))
-        elif event == "metrics":
-            for key, value in record.items():
-                if key not in _RECORD_KEYS and _is_number(value):
-                    metrics.setdefault(key, Series(key)).add(step, float(value), metric_target(key, record))
+        if event not in (None, "metrics"):
+            continue
+        into = logged if event is None else metrics
+        for key, value in record.items():
+            if key in _RECORD_KEYS or not _number(value) or (key not in into and len(into) >= MAX_SERIES):
+                continue
+            target = metric_target(key, record) if event == "metrics" else None
+            into.setdefault(key, Series(key)).add(step, float(value), target)
     return logged, metrics
 
 
@@ -150,7 +204,8 @@ def _png(figure: Any) -> bytes:
 def _small(title: str) -> tuple[Any, Any]:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(4.4, 2.9))
-    axes.set_title(title, fontsize=10)
+    shown = title if len(title) <= 60 else title[:57] + "..."
+    axes.set_title(shown.replace("$", r"\$"), fontsize=10)  # a key is text, never matplotlib's maths
     axes.set_xlabel("step", fontsize=9)
     axes.tick_params(labelsize=8)
     axes.grid(alpha=0.3)
@@ -326,23 +381,38 @@ def _training_section(logged: dict[str, Series], skip_steps: list[int]) -> list[
 
 
 def _samples_section(run_dir: Path, out: Path) -> list[str]:
-    from gankit.video import timelapse
-
-    grids = sorted((run_dir / "samples").glob("step-*.png"))
+    grids: list[tuple[int, Path, bytes]] = []
+    for step, path in _sample_files(run_dir):
+        try:
+            grids.append((step, path, path.read_bytes()))
+        except OSError:
+            continue
     if not grids:
         return []
-    steps = [(int(path.stem.split("-")[1]), path) for path in grids]
     parts = ["<h2>Samples over time (fixed latent batch)</h2>"]
-    if len(steps) >= 2:
-        video = out.parent / TIMELAPSE_FILE
-        timelapse(steps, video)
-        link = html.escape(os.path.relpath(video, out.parent))
-        parts.append(f"<p>The grids below as one video: <a href='{link}'>{html.escape(video.name)}</a></p>")
-        parts.append(f"<figure>{_img(video.read_bytes(), 'samples over time', 'gif')}</figure>")
+    if len(grids) >= 2:
+        parts += _timelapse([(step, path) for step, path, _ in grids], out)
     parts.append("<div class='samples'>")
-    parts += [_figure(path.read_bytes(), f"step {step}") for step, path in steps]
+    parts += [_figure(data, f"step {step}") for step, _, data in grids]
     parts.append("</div>")
     return parts
+
+
+def _timelapse(grids: list[tuple[int, Path]], out: Path) -> list[str]:
+    """The grids as one video beside the report, linked and shown (nothing when a grid cannot be read)."""
+    from PIL import UnidentifiedImageError
+
+    from gankit.video import timelapse
+
+    video = out.parent / TIMELAPSE_FILE
+    try:
+        timelapse(grids, video)
+        data = video.read_bytes()
+    except (OSError, UnidentifiedImageError, ValueError, GankitError):
+        return []
+    link = html.escape(os.path.relpath(video, out.parent))
+    return [f"<p>The grids below as one video: <a href='{link}'>{html.escape(video.name)}</a></p>",
+            f"<figure>{_img(data, 'samples over time', 'gif')}</figure>"]
 
 
 #: The video of a run's sample grids that the report writes beside itself.
@@ -363,11 +433,13 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
         raise GankitError(f"{run_dir}: no such run folder")
     records = read_metrics(run_dir)
     out = Path(output) if output else run_dir / "report.html"
+    if out.is_dir():
+        raise GankitError(f"{out}: is a folder; give a file name like report.html")
     recipe_path = run_dir / "recipe.toml"
-    recipe_text = recipe_path.read_text(encoding="utf-8") if recipe_path.is_file() else ""
+    recipe_text = recipe_path.read_text(encoding="utf-8", errors="replace") if recipe_path.is_file() else ""
     logged, metrics = series_of(records)
-    skip_steps = [r["step"] for r in records if r.get("event") == "skip" and isinstance(r.get("step"), int)]
-    steps = [r["step"] for r in records if isinstance(r.get("step"), int)]
+    skip_steps = [r["step"] for r in records if r.get("event") == "skip" and _is_step(r.get("step"))]
+    steps = [r["step"] for r in records if _is_step(r.get("step"))]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>gankit run {html.escape(run_dir.name)}</title>",
@@ -386,5 +458,24 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     if recipe_text:
         parts.append(f"<h2>Recipe</h2><pre>{html.escape(recipe_text)}</pre>")
     parts.append("</body></html>")
-    atomic_write_bytes(out, "\n".join(parts).encode("utf-8"))
+    try:
+        atomic_write_bytes(out, "\n".join(parts).encode("utf-8"))
+    except OSError as error:
+        raise GankitError(f"{out}: cannot write the report ({error.strerror or error})") from error
     return out
+
+
+_SAMPLE_RE = re.compile(r"^step-(\d{1,18})\.png$")
+
+
+def _sample_files(run_dir: Path) -> list[tuple[int, Path]]:
+    """The run's sample grids by step (files not named ``step-N.png`` are left out)."""
+    folder = run_dir / "samples"
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _SAMPLE_RE.match(path.name)
+        if match and path.is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from gankit.registry import Params, check_device
+from gankit.registry import MAX_BATCH_SIZE, Params, Seed, check_device
 from gankit.slots import ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
 from gankit.style.schema import STYLE
 
@@ -15,9 +15,9 @@ from gankit.style.schema import STYLE
 class GanRunSettings(Params):
     """Settings of a GAN training run (the ``[run]`` table)."""
 
-    seed: int = Field(0, description="Seed of every random number: same recipe and seed, same weights (on CPU).")
+    seed: Seed = Field(0, description="Seed of every random number: same recipe and seed, same weights (on CPU).")
     steps: int = Field(2000, gt=0, description="Total generator steps of the run (resuming continues up to it).")
-    batch_size: int = Field(64, gt=0, description="Samples per batch, real and generated alike.")
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH_SIZE, description="Samples per batch, real and generated alike.")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' or 'mps'.")
     out: str | None = Field(
         None, description="Run folder; default runs/<recipe name>-<date>-<time>. --out overrides it."
@@ -43,12 +43,24 @@ class GanRunSettings(Params):
     dist_timeout: float = Field(
         600.0, gt=0, description="With several processes: seconds to wait for the others before failing."
     )
-    threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    threads: int | Literal["auto"] | None = Field(
+        "auto",
+        description="CPU threads for torch: a number (bit-identical runs), or 'auto': measure the candidates on the "
+        "first steps, keep the fastest, re-check when steps slow down (an explicit OMP_NUM_THREADS wins). "
+        "Unset (null): torch's own default.",
+    )
     init_from: str | None = Field(
         None, min_length=1,
         description="Fine-tune: start the networks from this run folder or checkpoint (optimisers start fresh; "
                     "the recipe must build the same networks).",
     )
+
+    @field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 1 <= value <= 4096:
+            raise ValueError("threads must be 'auto' or a number from 1 to 4096")
+        return value
 
     _device = field_validator("device")(check_device)
 

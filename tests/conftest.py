@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+# Runs are bit-identical only with a fixed thread count (thread counts change the order of floating-point
+# sums): the tests pin it, as a user who wants reproducible runs would. run.threads = "auto" honours an
+# explicit OMP_NUM_THREADS; the thread tuner has tests of its own (tests/test_threads.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:

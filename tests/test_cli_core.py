@@ -144,14 +144,17 @@ def test_list_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "gankit parts" in out
     header = next(line for line in out.splitlines() if "kind" in line and "provider" in line)
-    assert [cell.strip() for cell in header.split("┃")[1:-1]] == ["kind", "name", "version", "provider", "summary"]
-    rows = {(row[0], row[1]): row for row in table_rows(out)}
+    assert [cell.strip() for cell in header.split("┃")[1:-1]] == [
+        "kind", "role", "name", "version", "provider", "summary"]
+    rows = {(row[0], row[2]): row for row in table_rows(out)}
     ema = rows[("trick", "ema")]
-    assert ema[2] == "v1"
-    assert ema[3] == f"gankit {gankit.__version__}"
-    assert ema[4] == gankit.get_registry().get("trick", "ema").summary
+    assert ema[1] == ""
+    assert ema[3] == "v1"
+    assert ema[4] == f"gankit {gankit.__version__}"
+    assert ema[5] == gankit.get_registry().get("trick", "ema").summary
     assert ("generator", "dcgan") in rows
     assert ("discriminator", "dcgan") in rows
+    assert rows[("loss", "r2")][1] == "regularizer" and rows[("loss", "rpgan")][1] == "adversarial"
 
 
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,12 +165,14 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     rows = {(p["kind"], p["name"]): p for p in data["parts"]}
     assert rows[("schedule", "cosine")] == {
         "kind": "schedule",
+        "role": None,
         "name": "cosine",
         "version": 1,
         "provider": f"gankit {gankit.__version__}",
         "summary": gankit.get_registry().get("schedule", "cosine").summary,
     }
-    assert all(set(p) == {"kind", "name", "version", "provider", "summary"} for p in data["parts"])
+    assert all(set(p) == {"kind", "role", "name", "version", "provider", "summary"} for p in data["parts"])
+    assert rows[("loss", "ragan")]["role"] == "adversarial"
     assert {p["kind"] for p in data["parts"]} >= {"generator", "discriminator", "loss", "schedule", "data"}
 
 
@@ -198,9 +203,9 @@ def test_show_params_with_types_defaults_descriptions(capsys: pytest.CaptureFixt
     assert f"schedule cosine v1  (gankit {gankit.__version__})" in out
     assert "Cosine decay" in out
     rows = {row[0]: row for row in table_rows(out)}
-    assert rows["min_factor"] == ["min_factor", "float", "0.0", "Factor reached at the last step."]
-    assert rows["steps"][1:3] == ["int | None", "None"]
-    assert rows["steps"][3].startswith("Length of the decay")
+    assert rows["min_factor"] == ["min_factor", "float", "0.0", ">= 0; <= 1", "Factor reached at the last step."]
+    assert rows["steps"][1:4] == ["int | None", "None", "> 0"]
+    assert rows["steps"][4].startswith("Length of the decay")
 
 
 def test_show_required_and_factory_defaults(capsys: pytest.CaptureFixture[str]) -> None:
@@ -373,7 +378,11 @@ def test_recipes_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["recipes"]) == 0
     lines = capsys.readouterr().out.splitlines()
     names = [line.split()[0] for line in lines]
-    assert names == list(builtin_recipes())
+    shipped = list(builtin_recipes())
+    assert names[: len(shipped)] == shipped  # gankit's own first, then the installed plugins' recipes
+    plugin_lines = lines[len(shipped):]
+    assert all("[gankit-" in line for line in plugin_lines)
+    assert "ring-pacgan" in names[len(shipped):]
     ring_line = lines[names.index("ring-gan")]
     assert "ring of 8 Gaussians" in ring_line
     assert main(["recipes", "--path"]) == 0
@@ -381,7 +390,8 @@ def test_recipes_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_schema_to_an_unwritable_path_is_a_user_mistake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "no-such-folder" / "recipe.schema.json"
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "recipe.schema.json"  # its folder is a file
     assert main(["schema", "-o", str(target)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ")

@@ -175,3 +175,38 @@ def test_generator_phase_gets_fresh_real_logits(tmp_path: Path) -> None:
     # judged by the discriminator *after* its update in this step, on this step's real batch
     assert torch.equal(recorder.seen[-1], expected)
     assert not torch.equal(recorder.seen[-1], trainer.context.real_logits)  # the pre-update logits differ
+
+
+def test_a_generator_samples_without_its_data(tmp_path: Path) -> None:
+    """Checkpoints and exports record the sample shape and classes: sampling needs no data source."""
+    from PIL import Image
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for i in range(3):
+        Image.new("RGB", (10, 10), (60 * i, 90, 200 - 50 * i)).save(pictures / f"p{i}.png")
+    (tmp_path / "folder.toml").write_text(f"""
+[run]
+steps = 2
+batch_size = 4
+samples = 4
+[data]
+type = "image-folder"
+path = "{pictures}"
+resolution = 8
+[generator]
+type = "dcgan"
+latent_dim = 8
+width = 4
+max_width = 8
+[discriminator]
+type = "dcgan"
+width = 4
+max_width = 8
+""")
+    assert main(["train", str(tmp_path / "folder.toml"), "--out", str(tmp_path / "run"), "-q"]) == 0
+    state = load_checkpoint(latest_checkpoint(tmp_path / "run")).state
+    assert (state["data_shape"], state["num_classes"]) == ([3, 8, 8], 0)
+    shutil.rmtree(pictures)
+    for source in (tmp_path / "run", tmp_path / "run" / "generator.safetensors"):
+        assert sample(load_generator(source), 2).shape == (2, 3, 8, 8)

@@ -34,7 +34,7 @@ PLUGINS_DIR = ROOT / "plugins"
 PLUGINS = {
     "gankit-pacgan": ("gankit_pacgan", "pacgan", ("discriminator", "pacgan.packed")),
     "gankit-diffaugment": ("gankit_diffaugment", "diffaugment", ("trick", "diffaugment.augment")),
-    "gankit-extras": ("gankit_extras", "extras", ("loss", "extras.rcgan")),
+    "gankit-extras": ("gankit_extras", "extras", ("optimizer", "extras.lion")),
     "gankit-wandb": ("gankit_wandb", "wandb", ("logger", "wandb.logger")),
 }
 
@@ -193,7 +193,7 @@ def test_plugin_new_makes_a_package_that_installs_and_passes_its_own_tests(tmp_p
         cwd=package, capture_output=True, text=True, env=env(PYTHONPATH=str(site)), timeout=300, check=False,
     )
     assert tests.returncode == 0, tests.stdout[-6000:] + tests.stderr[-3000:]
-    assert "4 passed" in tests.stdout
+    assert "5 passed" in tests.stdout
 
     shown = subprocess.run(
         [sys.executable, "-m", "gankit", "list", "--kind", "trick", "--json"],

@@ -142,3 +142,10 @@ def test_out_under_a_file(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("mine")
     result = _train(tmp_path, "tiny.toml", "--out", "taken/run")
     assert result.returncode == 1 and "Traceback" not in result.stderr and "taken/run" in result.stderr
+
+
+def test_a_run_that_cannot_be_built_leaves_no_folder(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(TINY.replace('type = "ring"', 'type = "image-folder"\npath = "nowhere"'))
+    result = _train(tmp_path, "bad.toml", "--out", "run")
+    assert result.returncode == 1 and "nowhere" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -27,7 +27,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ("gankit-pacgan", "gankit-diffaugment")
+PLUGINS = ("gankit-pacgan", "gankit-diffaugment", "gankit-extras")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".pytest_cache", ".mypy_cache")
 
 
@@ -167,8 +167,11 @@ def test_installing_plugins_adds_their_parts_with_the_distribution_as_provider(f
     providers = {row["name"]: row["provider"] for row in listing["parts"]}
     assert providers["pacgan.packed"] == "gankit-pacgan 0.1.0"
     assert providers["diffaugment.augment"] == "gankit-diffaugment 0.1.0"
+    assert providers["extras.lion"] == "gankit-extras 0.1.0"
     assert providers["demo.instance-noise"] == "gankit-demo 0.1.0"
     assert providers["dcgan"] == f"gankit {metadata.version('gankit')}"
     assert listing["broken"] == []
     shown = fresh.ok("gankit", "show", "pacgan.packed")
     assert "gankit-pacgan 0.1.0" in shown
+    recipes = fresh.ok("gankit", "recipes")  # recipes shipped inside the plugins' wheels
+    assert "ring-pacgan" in recipes and "ring-extras" in recipes and "[gankit-extras 0.1.0]" in recipes

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--best", action="store_true",
                         help="use the run's checkpoints/best.safetensors (kept by run.best_metric)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not its moving average")
-    parser.add_argument("--device", default="cpu", help="device to evaluate on (default cpu)")
+    parser.add_argument("--device", default="cpu", help="device to evaluate on: cpu (default), auto, cuda, cuda:N, mps")
     parser.add_argument("--indent", type=int, default=None, metavar="N", help="indent the JSON by N spaces")
 
 
@@ -87,16 +87,22 @@ def run(args: argparse.Namespace) -> int:
     import math
     from pathlib import Path
 
+    from gankit.devices import resolve_device
     from gankit.errors import GankitError
     from gankit.training import load_generator
 
+    if args.seed is not None and not -(2**63) <= args.seed < 2**63:
+        raise GankitError(f"--seed {args.seed}: must be a 64-bit integer, -2^63 to 2^63 - 1")
+    if args.indent is not None and not 0 <= args.indent <= 16:
+        raise GankitError(f"--indent {args.indent}: must be between 0 and 16")
+    device = resolve_device(args.device)
     source = Path(args.source)
     if args.best:
         best = source / "checkpoints" / "best.safetensors"
         if not best.is_file():
             raise GankitError(f"--best: {best} does not exist (the run needs run.best_metric and [[metrics]])")
         source = best
-    loaded = load_generator(source, device=args.device, ema=not args.no_ema)
+    loaded = load_generator(source, device=device, ema=not args.no_ema)
     if loaded.recipe is None:
         raise GankitError(
             f"{args.source}: a shared model whose recipe names parts not installed here; evaluating needs the "
@@ -106,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     metric = part.build(params)
     data = loaded.recipe["data"].build(seed=loaded.recipe.run.seed)
     seed = args.seed if args.seed is not None else int(loaded.recipe.run.seed)
-    results = metric(loaded.generator, data, device=args.device, seed=seed)
+    results = metric(loaded.generator, data, device=device, seed=seed)
     clean = {k: (v if isinstance(v, float) and math.isfinite(v) else None if isinstance(v, float) else v)
              for k, v in results.items()}
     print(json.dumps(clean, indent=args.indent))

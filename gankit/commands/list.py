@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from gankit.commands._console import stdout
 
     table = Table(title="gankit parts", show_lines=False)
-    for column in ("kind", "role", "name", "version", "provider", "summary"):
-        table.add_column(column)
+    for column in ("kind", "role", "name", "version", "provider"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("summary", overflow="fold")
     for p in parts:
         table.add_row(p.kind, p.role or "", escape(p.name), f"v{p.version}", escape(str(p.provider)),
                       escape(p.summary))

@@ -54,14 +54,15 @@ def names_for(namespace: str) -> dict[str, str]:
     """
     from gankit import __version__
     from gankit.errors import GankitError
+    from gankit.registry import shown
 
-    if not NAMESPACE_RE.match(namespace):
+    if not NAMESPACE_RE.match(namespace) or len(namespace) > 64:
         raise GankitError(
-            f"bad plugin name {namespace!r}: use lower-case letters and digits, words joined by '-' or '_', "
-            "starting with a letter (e.g. 'jitter' or 'my-aug')"
+            f"bad plugin name {shown(namespace)}: use at most 64 lower-case letters and digits, words joined by "
+            "'-' or '_', starting with a letter (e.g. 'jitter' or 'my-aug')"
         )
     if namespace == "gankit" or namespace.startswith(("gankit-", "gankit_")):
-        raise GankitError(f"bad plugin name {namespace!r}: leave out the 'gankit' prefix, it is added for you")
+        raise GankitError(f"bad plugin name {shown(namespace)}: leave out the 'gankit' prefix, it is added for you")
     words = re.split(r"[-_]", namespace)
     return {
         "name": namespace,

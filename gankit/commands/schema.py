@@ -19,11 +19,15 @@ def run(args: argparse.Namespace) -> int:
 
     text = json.dumps(recipe_json_schema(), indent=2)
     if args.output:
-        from gankit.errors import GankitError
+        from pathlib import Path
 
+        from gankit.errors import GankitError
+        from gankit.files import write_bytes_atomic
+
+        if Path(args.output).is_dir():
+            raise GankitError(f"{args.output}: is a folder; give a file name like recipe.schema.json")
         try:
-            with open(args.output, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
+            write_bytes_atomic(args.output, (text + "\n").encode("utf-8"))
         except OSError as error:
             raise GankitError(f"{args.output}: cannot write the schema: {error.strerror or error}") from error
     else:

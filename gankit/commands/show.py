@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from gankit.commands._console import stdout
     from gankit.errors import PartNotFoundError
     from gankit.plugins import get_registry
-    from gankit.registry import did_you_mean, parse_ref
+    from gankit.registry import did_you_mean, parse_ref, shown
 
     registry = get_registry()
     name, _ = parse_ref(args.name)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         parts = [registry.get(p.kind, args.name) for p in registry.find(name)]
     if not parts:
         names = sorted({p.name for p in registry.parts()})
-        raise PartNotFoundError(f"no part named {name!r}.{did_you_mean(name, names)} See: gankit list")
+        raise PartNotFoundError(f"no part named {shown(name)}.{did_you_mean(name, names)} See: gankit list")
     console = stdout()
     for part in parts:
         role = f" ({part.role})" if part.role else ""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from gankit.errors import GankitError
 
 NAME = "train"
 HELP = "train a GAN recipe (or --resume a run folder)"
@@ -26,9 +29,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
-def run(args: argparse.Namespace) -> int:
-    from gankit.errors import GankitError
+def _run_folder_of(error: OSError) -> Path | None:
+    """The run folder (marked by gankit) that holds the file an error names, if any."""
+    from gankit.training.run_folder import MARKER_FILE
 
+    if error.filename is None:
+        return None
+    for folder in Path(str(error.filename)).parents:
+        if (folder / MARKER_FILE).is_file():
+            return folder
+    return None
+
+
+def _stopped_by_the_machine(error: OSError) -> GankitError:
+    """One line for a run stopped by the file system (a full disk, a read-only folder), and how to go on."""
+    from gankit.checkpoint import list_checkpoints
+    from gankit.errors import describe_os_error
+
+    run_dir = _run_folder_of(error)
+    if run_dir is not None and list_checkpoints(run_dir):
+        then = (f"The checkpoints in {run_dir / 'checkpoints'} are intact: fix it (free some space) and continue "
+                f"with: gankit train --resume {run_dir}")
+    else:
+        then = "No checkpoint was written yet: fix it and start again"
+    return GankitError(f"{describe_os_error(error)}; training stopped. {then}")
+
+
+def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps <= 0:
         raise GankitError(f"--steps {args.steps}: must be a positive number of steps")
     if args.resume:
@@ -36,21 +63,32 @@ def run(args: argparse.Namespace) -> int:
             raise GankitError("--resume continues a run in its own folder: give no recipe or --out with it")
         from gankit.training import resume
 
-        result = resume(args.resume, steps=args.steps, overrides=list(args.overrides), from_step=args.from_step,
-                        quiet=args.quiet)
+        try:
+            result = resume(args.resume, steps=args.steps, overrides=list(args.overrides),
+                            from_step=args.from_step, quiet=args.quiet)
+        except OSError as error:
+            raise _stopped_by_the_machine(error) from error
     else:
         if not args.recipe:
             raise GankitError("name a recipe (gankit recipes lists the shipped ones) or --resume RUN")
         if args.from_step is not None:
             raise GankitError("--from goes with --resume RUN")
+        from gankit.devices import resolve_device
         from gankit.recipe import load_recipe
         from gankit.tasks import train_task
+        from gankit.training.distributed import launched_by_torchrun
 
         overrides = list(args.overrides)
         if args.steps is not None:
             overrides.append(f"run.steps={args.steps}")
         recipe = load_recipe(args.recipe, overrides)
-        result = train_task(recipe)(recipe, args.out, quiet=args.quiet)
+        device = getattr(recipe.run, "device", None)
+        if isinstance(device, str) and not launched_by_torchrun():
+            resolve_device(device)  # before a run folder is made
+        try:
+            result = train_task(recipe)(recipe, args.out, quiet=args.quiet)
+        except OSError as error:
+            raise _stopped_by_the_machine(error) from error
     if not result.is_main:
         return 130 if result.interrupted else 0
     if result.interrupted:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from gankit.hookspecs import Register
-from gankit.registry import Params
+from gankit.registry import Params, Seed
 
 
 class VGGParams(Params):
@@ -29,7 +29,7 @@ class VGGParams(Params):
     pooling: Literal["max", "avg"] = Field(
         "max", description="'max' (as trained) or 'avg' (smoother gradients, as Gatys et al. recommend)."
     )
-    seed: int = Field(0, description="Seed of random weights (weights = 'random' only).")
+    seed: Seed = Field(0, description="Seed of random weights (weights = 'random' only).")
 
 
 def _build(arch: str, params: VGGParams, layers: Iterable[str] | None) -> Any:

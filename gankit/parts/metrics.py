@@ -18,7 +18,10 @@ from pydantic import Field
 
 from gankit.errors import GankitError
 from gankit.hookspecs import Register
-from gankit.registry import Params
+from gankit.registry import Params, Seed
+
+#: The most samples a metric draws (FID's protocol takes 50,000).
+MAX_METRIC_SAMPLES = 1_000_000
 
 # --------------------------------------------------------------------------- modes
 
@@ -26,9 +29,10 @@ from gankit.registry import Params
 class ModesParams(Params):
     """Parameters of the ``modes`` metric."""
 
-    samples: int = Field(2500, gt=0, description="samples drawn from a fixed latent batch (PacGAN: 2500)")
+    samples: int = Field(2500, gt=0, le=MAX_METRIC_SAMPLES,
+                         description="samples drawn from a fixed latent batch (PacGAN: 2500)")
     threshold: float = Field(3.0, gt=0, description="a sample is high quality within this many sigma of its mode")
-    seed: int | None = Field(None, description="seed of the latent batch; default: the run's seed")
+    seed: Seed | None = Field(None, description="seed of the latent batch; default: the run's seed")
 
 
 class ModesMetric:
@@ -69,8 +73,9 @@ class ModesMetric:
 class StackedDigitsMetricParams(Params):
     """Parameters of the ``stacked-digits`` metric."""
 
-    samples: int = Field(26_000, gt=0, description="generated images to classify (Stacked-MNIST protocol: 26,000)")
-    seed: int | None = Field(None, description="seed of the latent batch; default: the run's seed")
+    samples: int = Field(26_000, gt=0, le=MAX_METRIC_SAMPLES,
+                         description="generated images to classify (Stacked-MNIST protocol: 26,000)")
+    seed: Seed | None = Field(None, description="seed of the latent batch; default: the run's seed")
 
 
 class StackedDigitsMetric:
@@ -127,14 +132,17 @@ class _DistanceParams(Params):
     variant: Literal["fid", "torchvision"] = Field(
         "fid", description="Inception only: the FID reference network (pytorch-fid) or torchvision's inception_v3"
     )
-    input_size: int = Field(299, ge=75, description="Inception only: side images are resized to")
-    n_fake: int = Field(2000, ge=2, description="generated samples (from a fixed latent batch)")
+    input_size: int = Field(299, ge=75, le=1024, description="Inception only: side images are resized to")
+    n_fake: int = Field(2000, ge=2, le=MAX_METRIC_SAMPLES, description="generated samples (from a fixed latent batch)")
     n_real: int | None = Field(
         None,
         ge=2,
+        le=MAX_METRIC_SAMPLES,
         description="real samples: default every stored image when the data has them (digits), else n_fake draws",
     )
-    seed: int | None = Field(None, description="seed of the latent batch and of real draws; default: the run's seed")
+    seed: Seed | None = Field(
+        None, description="seed of the latent batch and of real draws; default: the run's seed"
+    )
 
 
 def build_extractor(params: _DistanceParams, shape: tuple[int, ...], device: Any) -> Any:
@@ -237,8 +245,9 @@ class FIDMetric(_FeatureDistance):
 class KIDParams(_DistanceParams):
     """Parameters of the ``kid`` metric."""
 
-    subsets: int = Field(100, ge=1, description="random subsets the estimate is averaged over")
-    subset_size: int = Field(1000, ge=2, description="samples per subset (capped at n_fake and n_real)")
+    subsets: int = Field(100, ge=1, le=100_000, description="random subsets the estimate is averaged over")
+    subset_size: int = Field(1000, ge=2, le=MAX_METRIC_SAMPLES,
+                             description="samples per subset (capped at n_fake and n_real)")
 
 
 class KIDMetric(_FeatureDistance):
@@ -302,7 +311,7 @@ class InceptionParams(Params):
     variant: Literal["fid", "torchvision"] = Field(
         "fid", description="'fid': the FID reference network (pytorch-fid weights); 'torchvision': inception_v3"
     )
-    input_size: int = Field(299, ge=75, description="side images are resized to (bilinear)")
+    input_size: int = Field(299, ge=75, le=1024, description="side images are resized to (bilinear)")
 
 
 def inception_features(params: InceptionParams, *, device: Any = None, **context: Any) -> Any:

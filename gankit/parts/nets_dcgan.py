@@ -18,7 +18,7 @@ from gankit.nn.layers import (
     init_weights,
     square_power_of_two,
 )
-from gankit.registry import Params
+from gankit.registry import MAX_WIDTH, Params
 
 BASE = 4
 """Side of the smallest feature map: the generator starts from it and the discriminator ends on it."""
@@ -28,9 +28,10 @@ class _WidthParams(Params):
     """Channel widths shared by both DCGAN networks."""
 
     width: int = Field(
-        default=64, ge=1, description="channels at the highest resolution; each halving of resolution doubles them"
+        default=64, ge=1, le=MAX_WIDTH,
+        description="channels at the highest resolution; each halving of resolution doubles them",
     )
-    max_width: int = Field(default=512, ge=1, description="cap on the channels of any block")
+    max_width: int = Field(default=512, ge=1, le=MAX_WIDTH, description="cap on the channels of any block")
     init: InitName = Field(
         default="dcgan",
         description="dcgan: weights N(0, 0.02), norm scales N(1, 0.02); default: PyTorch's initialisation",
@@ -46,7 +47,7 @@ class _WidthParams(Params):
 class DCGANGeneratorParams(_WidthParams):
     """Parameters of the ``dcgan`` generator."""
 
-    latent_dim: int = Field(default=64, ge=1, description="size of the latent vector z")
+    latent_dim: int = Field(default=64, ge=1, le=MAX_WIDTH, description="size of the latent vector z")
     upsample: Literal["transpose", "nearest", "bilinear"] = Field(
         default="transpose",
         description="how blocks double resolution: 4x4 transposed convolution, or nearest/bilinear upsampling "

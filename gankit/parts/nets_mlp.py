@@ -18,14 +18,14 @@ from gankit.nn.layers import (
     apply_spectral_norm,
     sample_shape,
 )
-from gankit.registry import Params
+from gankit.registry import MAX_WIDTH, Params
 
 
 class MLPGeneratorParams(Params):
     """Parameters of the ``mlp`` generator."""
 
-    latent_dim: int = Field(default=8, ge=1, description="size of the latent vector z")
-    width: int = Field(default=128, ge=1, description="units in each hidden layer")
+    latent_dim: int = Field(default=8, ge=1, le=MAX_WIDTH, description="size of the latent vector z")
+    width: int = Field(default=128, ge=1, le=MAX_WIDTH, description="units in each hidden layer")
     depth: int = Field(default=3, ge=1, le=64, description="number of hidden layers")
     activation: ActivationName = Field(
         default="relu",
@@ -41,7 +41,7 @@ class MLPGeneratorParams(Params):
 class MLPDiscriminatorParams(MinibatchStdParams):
     """Parameters of the ``mlp`` discriminator."""
 
-    width: int = Field(default=128, ge=1, description="units in each hidden layer")
+    width: int = Field(default=128, ge=1, le=MAX_WIDTH, description="units in each hidden layer")
     depth: int = Field(default=3, ge=1, le=64, description="number of hidden layers")
     activation: ActivationName = Field(
         default="leaky-relu", description="hidden nonlinearity: relu or leaky-relu (slope 0.2)"

@@ -31,16 +31,17 @@ from gankit.nn.progressive import (
     generator_layers,
     upsample2,
 )
-from gankit.registry import Params
+from gankit.registry import MAX_WIDTH, Params
 
 
 class NetworkWidthParams(Params):
     """Channel widths and the equalised learning rate, shared by the growing and multi-scale networks."""
 
     width: int = Field(
-        default=64, ge=1, description="channels at the full resolution; each halving of resolution doubles them"
+        default=64, ge=1, le=MAX_WIDTH,
+        description="channels at the full resolution; each halving of resolution doubles them",
     )
-    max_width: int = Field(default=512, ge=1, description="cap on the channels at any resolution")
+    max_width: int = Field(default=512, ge=1, le=MAX_WIDTH, description="cap on the channels at any resolution")
     equalized_lr: bool = Field(
         default=True,
         description="equalised learning rate: N(0, 1) weights scaled by He's constant at run time; "
@@ -57,7 +58,7 @@ class NetworkWidthParams(Params):
 class ProgressiveGeneratorParams(NetworkWidthParams):
     """Parameters of the ``progressive`` generator."""
 
-    latent_dim: int = Field(default=128, ge=1, description="size of the latent vector z")
+    latent_dim: int = Field(default=128, ge=1, le=MAX_WIDTH, description="size of the latent vector z")
     pixel_norm: bool = Field(
         default=True, description="normalise z and every pixel's feature vector after each convolution"
     )

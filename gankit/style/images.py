@@ -132,29 +132,9 @@ def check_output(path: str | Path) -> Path:
     The suffix must name a format Pillow writes, and the parent must be a
     folder or not exist yet (it is created on saving).
     """
-    from PIL import Image
+    from gankit.images import check_picture_output
 
-    file = Path(path).expanduser()
-    formats = Image.registered_extensions()
-    suffix = file.suffix.lower()
-    if suffix not in formats or formats[suffix] not in Image.SAVE:
-        raise GankitError(f"{path}: unknown image format {suffix or '(no suffix)'!r}; use .png, .jpg or .webp")
-    if file.is_dir():
-        raise GankitError(f"{path}: is a folder; give a file name like out.png")
-    for parent in file.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise GankitError(f"{path}: {parent} is a file, not a folder")
-            if not _writable(parent):
-                raise GankitError(f"{path}: cannot write into {parent}")
-            break
-    return file
-
-
-def _writable(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK | os.X_OK)
+    return check_picture_output(path)
 
 
 def save_image(image: Tensor, path: str | Path) -> Path:
@@ -166,4 +146,7 @@ def save_image(image: Tensor, path: str | Path) -> Path:
     buffer = io.BytesIO()
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     tensor_to_pil(image).save(buffer, format=fmt, **options)
-    return write_bytes_atomic(file, buffer.getvalue())
+    try:
+        return write_bytes_atomic(file, buffer.getvalue())
+    except OSError as error:
+        raise GankitError(f"{file}: cannot write the image ({error.strerror or error})") from error

@@ -19,9 +19,7 @@ encoder weights and layers, memory), then optimises the pixels:
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +29,11 @@ from typing import Any, TextIO
 import torch
 from torch import Tensor, nn
 
+from gankit.devices import resolve_device
 from gankit.errors import GankitError, TrainingError
 from gankit.progress import Progress
 from gankit.recipe import Recipe, load_recipe, recipe_from_dict
+from gankit.resources import available_memory
 from gankit.style import images
 from gankit.style.images import ImageInput
 from gankit.style.losses import required_layers
@@ -105,51 +105,6 @@ def resolve_recipe(
         data["run"] = {**data["run"], **run}
         resolved = recipe_from_dict(data, name=resolved.name)
     return resolved
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA, else MPS, else CPU; other names are checked to exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise GankitError(f"device {name!r}: CUDA is not available here; use device = 'auto' or 'cpu'")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise GankitError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise GankitError(f"device {name!r}: MPS is not available here; use device = 'auto' or 'cpu'")
-    return device
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Bytes free for tensors on ``device`` (CPU: MemAvailable and any cgroup limit), or ``None`` if unknown."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    if device.type != "cpu":
-        return None
-    found: list[int] = []
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except OSError:
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
-        if limit.isdigit() and used.isdigit():
-            found.append(int(limit) - int(used))
-    except OSError:
-        pass
-    return min(found) if found else None
 
 
 def scale_sizes(height: int, width: int, longest: int, scales: int) -> list[tuple[int, int]]:

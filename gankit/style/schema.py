@@ -16,21 +16,28 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gankit.registry import Params, check_device
+from gankit.registry import Params, Seed, check_device
 from gankit.slots import ModelSlot, PartListSlot, PartSlot, TaskSchema
 
 #: The ``init`` values that are not paths.
 INIT_CHOICES = ("noise", "content")
 
 
+#: The longest side of a stylised image, in pixels.
+MAX_SIZE = 1 << 20
+
+
 class StyleRunSettings(Params):
     """Settings of a style-transfer run (the ``[run]`` table of a ``style`` recipe)."""
 
     size: int | None = Field(
-        None, gt=0, description="Longest side of the result in pixels; unset: gpu_size on a GPU, cpu_size otherwise."
+        None, gt=0, le=MAX_SIZE,
+        description="Longest side of the result in pixels; unset: gpu_size on a GPU, cpu_size otherwise.",
     )
-    gpu_size: int = Field(512, gt=0, description="Default longest side on a GPU (when size is unset).")
-    cpu_size: int = Field(256, gt=0, description="Default longest side on a CPU or MPS (when size is unset).")
+    gpu_size: int = Field(512, gt=0, le=MAX_SIZE, description="Default longest side on a GPU (when size is unset).")
+    cpu_size: int = Field(
+        256, gt=0, le=MAX_SIZE, description="Default longest side on a CPU or MPS (when size is unset)."
+    )
     style_scale: float = Field(
         1.0, gt=0, le=8, description="Longest side of the style image relative to the result's."
     )
@@ -70,8 +77,10 @@ class StyleRunSettings(Params):
         None, description="Folder for frames; unset: '<output name>-frames' beside the output."
     )
     device: str = Field("auto", description="'auto' (CUDA, then MPS, when present), 'cpu', 'cuda', 'cuda:N' or 'mps'.")
-    seed: int = Field(0, description="Seed of the noise start image: same recipe and seed, same result (on CPU).")
-    threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    seed: Seed = Field(
+        0, description="Seed of the noise start image: same recipe and seed, same result (on CPU)."
+    )
+    threads: int | None = Field(None, gt=0, le=4096, description="CPU threads for torch (default: torch's choice).")
 
     _device = field_validator("device")(check_device)
 

@@ -129,8 +129,9 @@ def read_tensors(path: str | Path) -> dict[str, Tensor]:
     except FileNotFoundError:
         raise GankitError(f"{path}: no such weights file") from None
     except Exception as error:
+        first = (str(error).strip().splitlines() or [""])[0][:200]
         raise GankitError(
-            f"{path}: cannot read weights ({type(error).__name__}: {error}). Use a torchvision state dict (.pth) "
+            f"{path}: cannot read weights ({type(error).__name__}: {first}). Use a torchvision state dict (.pth) "
             "or a .safetensors file; files that need pickle code to load are refused."
         ) from None
     for key in ("state_dict", "model"):

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from gankit.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
+from gankit.checkpoint import Checkpoint, load_source
 from gankit.errors import GankitError
 from gankit.recipe import Recipe
 
@@ -39,10 +39,9 @@ def _source_checkpoint(source: str) -> tuple[Path, Checkpoint]:
     if not path.exists():
         raise GankitError(f"run.init_from = {source!r}: no such run folder or checkpoint")
     try:
-        file = resolve_checkpoint(path)
+        file, ckpt = load_source(path)
     except GankitError as error:
         raise GankitError(f"run.init_from = {source!r}: {error}") from error
-    ckpt = load_checkpoint(file)
     if ckpt.state.get("exported") or not ckpt.group("discriminator"):
         raise GankitError(
             f"run.init_from = {source!r}: {file.name} holds a generator alone; fine-tuning starts from a run "

@@ -9,7 +9,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from gankit.checkpoint import load_checkpoint, resolve_checkpoint
+from gankit.checkpoint import load_source
 from gankit.errors import GankitError
 from gankit.recipe import Recipe
 
@@ -34,39 +34,67 @@ class LoadedGenerator:
         return int(getattr(self.generator, "latent_dim", 0))
 
 
+#: Samples generated per forward pass by :func:`sample` (bounds the memory of activations).
+SAMPLE_BATCH = 256
+
+
+def _generator_weights(ckpt_state: dict[str, Any], recipe: Recipe, ema: bool) -> tuple[str, str]:
+    """The checkpoint prefix of the generator weights to load, and the prefix to strip from their keys."""
+    if ema and not ckpt_state.get("exported"):
+        for i, spec in enumerate(recipe["tricks"]):
+            if spec.name == "ema":
+                return f"trick.{i}/", "s.average."
+    return "generator/", ""
+
+
+def _sample_shape(ckpt_state: dict[str, Any], recipe: Recipe) -> tuple[int, ...]:
+    """One sample's shape: recorded in the checkpoint, else that of the recipe's data source."""
+    recorded = ckpt_state.get("data_shape")
+    if isinstance(recorded, list) and recorded and all(isinstance(d, int) and 0 < d < 2**31 for d in recorded):
+        return tuple(recorded)
+    data = recipe["data"].build(seed=recipe.run.seed)
+    return tuple(data.shape)
+
+
 def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema: bool = True) -> LoadedGenerator:
     """Rebuild the generator of a run folder, a checkpoint, an exported ``generator.safetensors``, or a shared model.
 
     A shared model is a folder written by ``gankit export`` (``config.json``
     and ``model.safetensors``), or ``"hf://owner/name"`` on the Hugging Face
     Hub (downloaded into the Hub's cache; needs ``pip install 'gankit[hub]'``).
-    With ``ema`` (the default) the moving-average weights are used when the
-    run had the ``ema`` trick.
+    With ``ema`` (the default) the moving-average weights are used when the run had the ``ema`` trick.
+    A run folder's newest damaged checkpoint is skipped with a warning (the previous one is used).
+    Before the generator is built, the recipe's generator is built on the meta device and checked
+    against the file's tensors and against the memory available, so a crafted recipe never
+    allocates more than the file holds.
     """
     from gankit import sharing
+    from gankit.devices import resolve_device
+    from gankit.resources import build_on_meta, check_memory, check_weights_fit, estimate_sampling_memory
     from gankit.training.resuming import recipe_from_checkpoint
 
     if sharing.is_hub_reference(path):
         path = sharing.download(str(path))
     if sharing.is_export(path):
         return sharing.load_export(path, device=device)
-    file = resolve_checkpoint(path)
-    ckpt = load_checkpoint(file)
+    target = resolve_device(device)
+    file, ckpt = load_source(path)
     recipe = recipe_from_checkpoint(ckpt.state, str(file))
-    data = recipe["data"].build(seed=recipe.run.seed)
-    shape = tuple(data.shape)
-    num_classes = int(getattr(data, "num_classes", 0) or 0)
-    generator: nn.Module = recipe["generator"].build(shape=shape, num_classes=num_classes)
-    weights = ckpt.group("generator")
-    if ema and not ckpt.state.get("exported"):
-        for i, spec in enumerate(recipe["tricks"]):
-            if spec.name == "ema":
-                weights = {k.removeprefix("s.average."): v for k, v in ckpt.group(f"trick.{i}").items()}
+    shape = _sample_shape(ckpt.state, recipe)
+    prefix, strip = _generator_weights(ckpt.state, recipe, ema)
+    weights = {k[len(prefix) :].removeprefix(strip): v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
+    spec = recipe["generator"]
+    planned = build_on_meta(spec, shape=shape, num_classes=int(ckpt.state.get("num_classes", 0) or 0))
+    if planned is not None:
+        check_weights_fit(planned, {k: tuple(v.shape) for k, v in weights.items()}, "generator", str(file))
+        estimate = estimate_sampling_memory(planned, 1, SAMPLE_BATCH, target, f"the generator of {file}")
+        check_memory(estimate, target, "Sample on another device.")
+    generator: nn.Module = spec.build(shape=shape, num_classes=int(ckpt.state.get("num_classes", 0) or 0))
     try:
         generator.load_state_dict(weights)
     except RuntimeError as error:
         raise GankitError(f"{file}: weights do not fit the recipe's generator: {error}") from error
-    generator.to(device).eval()
+    generator.to(target).eval()
     return LoadedGenerator(generator, recipe, int(ckpt.state.get("step", 0)), file, shape)
 
 
@@ -75,9 +103,25 @@ def _module(generator: Any) -> nn.Module:
     return module
 
 
+def _concatenate(outputs: list[Any]) -> Any:
+    if len(outputs) == 1:
+        return outputs[0]
+    if isinstance(outputs[0], list | tuple):
+        return [torch.cat(scale) for scale in zip(*outputs, strict=True)]
+    return torch.cat(outputs)
+
+
 @torch.no_grad()
-def sample(generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | None = None) -> Any:
-    """``n`` samples from a generator (or a :class:`LoadedGenerator`) with seeded latents."""
+def sample(
+    generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | None = None, batch_size: int = SAMPLE_BATCH
+) -> Any:
+    """``n`` samples from a generator (or a :class:`LoadedGenerator`) with seeded latents.
+
+    The generator runs on ``batch_size`` latents at a time, so the memory its activations take
+    stays bounded however many samples are drawn.
+    """
+    if batch_size <= 0:
+        raise GankitError(f"batch_size {batch_size}: must be positive")
     module = _module(generator)
     device = next(module.parameters()).device
     latent_dim = int(cast(int, module.latent_dim))
@@ -85,9 +129,11 @@ def sample(generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | Non
         latents = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
     was_training = module.training
     module.eval()
-    out = module(latents.to(device))
-    module.train(was_training)
-    return out
+    try:
+        outputs = [module(latents[i : i + batch_size].to(device)) for i in range(0, max(len(latents), 1), batch_size)]
+    finally:
+        module.train(was_training)
+    return _concatenate(outputs)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gankit.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint
+from gankit.checkpoint import Checkpoint, list_checkpoints, load_checkpoint, load_latest_checkpoint
 from gankit.errors import GankitError, GankitWarning
 from gankit.recipe import Recipe, loads_recipe
 from gankit.training.run_folder import CHECKPOINT_DIR, METRICS_FILE
@@ -60,8 +60,7 @@ def warn_part_versions(recorded: dict[str, str], recipe: Recipe, source: str) ->
 def checkpoint_to_resume(run_dir: Path, from_step: int | None) -> tuple[Path, Checkpoint]:
     """The checkpoint a resumed run starts from: the latest good one, or the one of ``from_step``."""
     if from_step is None:
-        path = latest_checkpoint(run_dir)
-        return path, load_checkpoint(path)
+        return load_latest_checkpoint(run_dir)
     kept = dict(list_checkpoints(run_dir))
     if from_step not in kept:
         have = ", ".join(str(s) for s in sorted(kept)) or "none"

@@ -164,6 +164,7 @@ class RunFolder:
             raise GankitError(f"--out {self.path}: is a file, not a folder; choose a new folder for the run")
         if self.path.is_dir() and not self.is_marked():
             self._check_new()  # refuse a user's folder before putting even a lock file into it
+        self._made_folder = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -180,6 +181,19 @@ class RunFolder:
                     (self.path / LOCK_FILE).unlink()
             raise
         return self
+
+    def abandon(self) -> None:
+        """Undo :meth:`claim_new` for a run that never started (its recipe could not be built, say).
+
+        The mark and the lock go, and the folder too when this claim created it and nothing else is in it.
+        """
+        self.release()
+        for name in (MARKER_FILE, LOCK_FILE):
+            with contextlib.suppress(OSError):
+                (self.path / name).unlink()
+        if getattr(self, "_made_folder", False):
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
 
     def _check_new(self) -> None:
         entries = self._foreign_entries()

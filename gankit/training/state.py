@@ -94,8 +94,20 @@ def to_checkpoint(
         "loss": _part_state(parts.loss, "loss", ckpt),
         "data": _part_state(parts.data, "data", ckpt),
         "scaler": parts.scaler.state_dict() if parts.scaler.is_enabled() else None,
+        **data_description(parts.data),
     }
     return ckpt
+
+
+def data_description(data: Any) -> dict[str, Any]:
+    """What a generator needs to know of its data to be rebuilt without it: sample shape and classes."""
+    classes = int(getattr(data, "num_classes", 0) or 0)
+    names = getattr(data, "class_names", None) if classes else None
+    return {
+        "data_shape": [int(d) for d in data.shape],
+        "num_classes": classes,
+        "class_names": [str(n) for n in names] if names else None,
+    }
 
 
 def from_checkpoint(parts: StatefulParts, ckpt: Checkpoint) -> Counters:

@@ -34,6 +34,7 @@ from gankit.images import samples_picture, save_picture
 from gankit.progress import Progress
 from gankit.protocols import Decision
 from gankit.recipe import Recipe
+from gankit.threads import Choice, describe, thread_policy
 from gankit.training import distributed
 from gankit.training.batches import Batches, RandomStreams
 from gankit.training.context import TrainingContext
@@ -43,7 +44,14 @@ from gankit.training.game import GanGame, Networks
 from gankit.training.run_folder import EXPORT_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
 from gankit.training.run_log import RunLog
 from gankit.training.signals import StopRequest
-from gankit.training.state import Counters, StatefulParts, from_checkpoint, to_checkpoint, weights_are_finite
+from gankit.training.state import (
+    Counters,
+    StatefulParts,
+    data_description,
+    from_checkpoint,
+    to_checkpoint,
+    weights_are_finite,
+)
 
 
 @dataclass
@@ -102,8 +110,9 @@ class Trainer:
         self.device = resolve_device(device_name)
         self.dist = distributed.init(self.device, self.settings.dist_timeout)
         self.quiet = quiet or not self.dist.is_main
-        if self.settings.threads:
+        if isinstance(self.settings.threads, int):
             torch.set_num_threads(self.settings.threads)
+        self._thread_choices: list[Choice] = []
         self.counters = Counters()
         self.stop = StopRequest()
         self.run_log: RunLog | None = None
@@ -128,6 +137,8 @@ class Trainer:
         self.data = recipe["data"].build(seed=s.seed)
         shape = tuple(self.data.shape)
         num_classes = int(getattr(self.data, "num_classes", 0) or 0)
+        from gankit.resources import check_training_resources  # issue 19 (helper wt-19): resource check
+        check_training_resources(recipe, shape, self.device, num_classes=num_classes)  # issue 19: before any build
         generator: nn.Module = recipe["generator"].build(shape=shape, num_classes=num_classes).to(self.device)
         discriminator: nn.Module = recipe["discriminator"].build(shape=shape, num_classes=num_classes).to(self.device)
         if s.init_from is not None and not RunFolder(self.run_dir).has_checkpoints():  # not when resuming
@@ -239,6 +250,10 @@ class Trainer:
         self.context.run = self.settings
         self.context.total_steps = steps
         self._build_schedules()
+
+    def _threads_chosen(self, choice: Choice) -> None:
+        """Note a choice of the thread tuner; the loop reports it."""
+        self._thread_choices.append(choice)
 
     def _reset_accumulators(self) -> None:
         zero = torch.zeros((), device=self.device)
@@ -425,6 +440,7 @@ class Trainer:
             "recipe_name": self.recipe.name,
             "part_versions": self.recipe.part_versions(),
             "exported": True,
+            **data_description(self.data),
         }
         path = self.run_dir / EXPORT_FILE
         save_checkpoint(path, ckpt)
@@ -561,6 +577,14 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, self._last_ckpt, interrupted, self._last_record,
                            self.dist.is_main)
 
+    def _report_threads(self, metrics: Any, progress: Progress) -> None:
+        while self._thread_choices:
+            choice = self._thread_choices.pop(0)
+            progress.log(f"step {self.step}: {describe(choice)}")
+            self._write(metrics, {"step": self.step, "event": "threads", "threads": choice.threads,
+                                  "reason": choice.reason,
+                                  "seconds": {str(n): round(t, 6) for n, t in sorted(choice.seconds.items())}})
+
     def _metrics_file(self) -> contextlib.AbstractContextManager[RunLog | None]:
         """metrics.jsonl and the recipe's loggers (rank 0), where every record and sample grid goes."""
         if not self.dist.is_main:
@@ -575,8 +599,13 @@ class Trainer:
     def _loop(self, total: int, metrics: Any, progress: Progress) -> None:
         s = self.settings
         main = self.dist.is_main
+        tuner = thread_policy(s.threads, self.device, self._threads_chosen)
         while self.step < total and not self.stop.requested:
+            started = time.perf_counter() if tuner is not None else 0.0
             decision = self.train_step()["decision"]
+            if tuner is not None:
+                tuner.step_done(time.perf_counter() - started)
+                self._report_threads(metrics, progress)
             step = self.step
             if decision.skips_discriminator:
                 self._write(metrics, {"step": step, "event": "skip", "reason": decision.reason})
@@ -602,12 +631,19 @@ class Trainer:
                 self._last_ckpt = self.checkpoint()
 
 
-def _run(trainer_factory: Any, folder: RunFolder, fit: Any) -> TrainResult:
-    """Build a trainer and fit it, releasing the folder and leaving the process group on every exit."""
+def _run(trainer_factory: Any, folder: RunFolder, fit: Any, *, new: bool = False) -> TrainResult:
+    """Build a trainer and fit it, releasing the folder and leaving the process group on every exit.
+
+    When a new run cannot even be built (a recipe the machine cannot hold, say), the folder it
+    claimed is given back as it was.
+    """
     try:
         trainer = trainer_factory()
     except BaseException:
-        folder.release()
+        if new:
+            folder.abandon()
+        else:
+            folder.release()
         raise
     try:
         result: TrainResult = fit(trainer)
@@ -630,7 +666,7 @@ def train(recipe: Recipe, out: str | Path | None = None, *, steps: int | None = 
     if distributed.is_main_process():
         folder.claim_new(recipe.name)
     return _run(lambda: Trainer(recipe, run_dir, quiet=quiet, progress_stream=progress_stream, folder=folder),
-                folder, lambda trainer: trainer.fit())
+                folder, lambda trainer: trainer.fit(), new=True)
 
 
 #: ``--set`` keys that may change when a run is resumed: none of them changes what the networks are.

@@ -197,7 +197,13 @@ def dcgan_overrides(batch: int = 64, resolution: int = 32) -> list[str]:
 
 
 def make_trainer(recipe: Recipe, run_dir: str | Path) -> Trainer:
-    """A trainer for ``recipe`` that writes (if ever) into ``run_dir``."""
+    """A trainer for ``recipe`` that writes (if ever) into ``run_dir``, on the thread count set now.
+
+    ``run.threads = "auto"`` (the default) is replaced by the current count: the suite times fixed settings
+    side by side; the tuner has a benchmark of its own (``threads_busy.py``).
+    """
+    if recipe.run.threads == "auto":
+        recipe = recipe.with_run(threads=torch.get_num_threads())
     return Trainer(recipe, run_dir, quiet=True)
 
 

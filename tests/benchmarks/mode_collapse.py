@@ -96,14 +96,17 @@ def run_job(job: Job) -> Outcome:
     """Train one recipe with one seed and score the generator it keeps (runs in a worker process)."""
     import torch
 
-    torch.set_num_threads(job.threads)
+    if job.threads:
+        torch.set_num_threads(job.threads)
     from gankit.plugins import get_registry
     from gankit.recipe import load_recipe
     from gankit.training import Trainer, load_generator
 
     out = Path(job.out)
     try:
-        recipe = load_recipe(job.recipe, [f"run.seed={job.seed}", "run.device='cpu'", *job.overrides])
+        threads = "'auto'" if job.threads == 0 else str(job.threads)
+        recipe = load_recipe(job.recipe, [f"run.seed={job.seed}", "run.device='cpu'", f"run.threads={threads}",
+                                          *job.overrides])
         wall, cpu = time.perf_counter(), time.process_time()
         trainer = Trainer(recipe, out, quiet=True)
         result = trainer.fit()
@@ -239,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="start the seeds here, e.g. --first-seed 3 --seeds 2 runs seeds 3 and 4")
     parser.add_argument("--suites", default="ring,grid,stacked", help="comma-separated: ring, grid, stacked")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process (default 1)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per run (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per run (default 2; 0: auto)")
     parser.add_argument("--recipe", action="append", default=[], metavar="SUITE:LABEL=RECIPE",
                         help="add a recipe (file or shipped name) to a suite, e.g. ring:mine=my-ring.toml")
     parser.add_argument("--only-added", action="store_true",
