@@ -441,7 +441,10 @@ def save_latents(path: str | Path, projection: Projection, **info: Any) -> Path:
     if projection.labels is not None:
         tensors["labels"] = projection.labels.detach().cpu().contiguous()
     meta = {"space": projection.space, **info}
-    return write_bytes_atomic(path, save(tensors, metadata={LATENT_META: json.dumps(meta)}))
+    try:
+        return write_bytes_atomic(path, save(tensors, metadata={LATENT_META: json.dumps(meta)}))
+    except OSError as error:
+        raise GankitError(f"{path}: cannot write the latent ({error.strerror or error})") from error
 
 
 def load_latents(path: str | Path) -> Latents:

@@ -225,11 +225,21 @@ def export(
     from safetensors.torch import save
 
     weights = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(folder / WEIGHTS_FILE, save(weights, metadata={"format": "pt", "library": "gankit"}))
-    save_picture(picture, folder / SAMPLES_FILE)
-    write_bytes_atomic(folder / CARD_FILE, card.encode("utf-8"))
-    write_bytes_atomic(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    new = not folder.exists()
+    written: list[Path] = []
+    try:
+        written.append(write_bytes_atomic(folder / WEIGHTS_FILE,
+                                          save(weights, metadata={"format": "pt", "library": "gankit"})))
+        written.append(save_picture(picture, folder / SAMPLES_FILE))
+        written.append(write_bytes_atomic(folder / CARD_FILE, card.encode("utf-8")))
+        written.append(write_bytes_atomic(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode()))
+    except OSError as error:
+        if new:  # a half-written export is no export: take it away again
+            for path in written:
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise GankitError(f"{folder}: cannot write the export ({error.strerror or error})") from error
     return folder
 
 
@@ -395,10 +405,16 @@ def model_card(
 # --------------------------------------------------------------------------- the Hub
 
 
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` when it is a Hub model name (``owner/name``), else a clear error."""
+    if not _REPO_ID.match(repo_id) or len(repo_id) > 200:
+        raise GankitError(f"--push {repo_id[:100]}: name the model as owner/name")
+    return repo_id
+
+
 def push(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
     """Upload a shared folder to the Hub as the model ``repo_id`` (created when missing); returns its address."""
-    if not _REPO_ID.match(repo_id):
-        raise GankitError(f"--push {repo_id}: name the model as owner/name")
+    check_repo_id(repo_id)
     hub = require_hub()
     try:
         api = hub.HfApi()

@@ -73,9 +73,12 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, *, fps: float = 
     shapes = {picture.shape for picture in pictures}
     if len(shapes) > 1:
         raise GankitError(f"{path}: frames of different sizes {sorted(shapes)}; resize them first (same_size)")
-    if path.suffix.lower() == ".gif":
-        return _write_gif(pictures, path, fps, loop)
-    return _write_mp4(pictures, path, fps)
+    try:
+        if path.suffix.lower() == ".gif":
+            return _write_gif(pictures, path, fps, loop)
+        return _write_mp4(pictures, path, fps)
+    except OSError as error:
+        raise GankitError(f"{path}: cannot write the video ({error.strerror or error})") from error
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:

@@ -187,3 +187,28 @@ def test_push_failures_and_a_missing_hub_package_are_one_clear_line(
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     assert main(["export", str(run), "--push", "me/x"]) == 1
     assert "pip install 'gankit[hub]'" in capsys.readouterr().err
+
+
+def test_a_disk_that_fills_up_during_an_export_leaves_no_half_export(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import contextlib
+    import errno
+    import os
+
+    import gankit.files
+
+    real = gankit.files.atomic_writer
+
+    @contextlib.contextmanager
+    def writer(path: Any) -> Any:
+        if Path(path).name == "README.md":  # the weights and the grid are written, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        with real(path) as handle:
+            yield handle
+
+    monkeypatch.setattr(gankit.files, "atomic_writer", writer)
+    out = tmp_path / "shared"
+    assert main(["export", str(run), str(out)]) == 1
+    assert f"{out}: cannot write the export (No space left on device)" in capsys.readouterr().err
+    assert not out.exists()

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None and not args.push:
         raise GankitError("name the folder to export into (gankit export RUN DIR), or --push OWNER/NAME")
     if args.push:
-        sharing.parse_hub_reference(sharing.HUB_PREFIX + args.push)
+        sharing.check_repo_id(args.push)
         sharing.require_hub()
     with sharing.temporary_folder() as scratch:
         folder = sharing.export(source, args.out or scratch, ema=not args.no_ema, samples=args.samples,

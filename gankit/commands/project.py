@@ -55,16 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gankit.errors import GankitError
-    from gankit.images import samples_picture, save_picture
+    from gankit.images import check_picture_output, samples_picture, save_picture
     from gankit.projection import ProjectionSettings, encoder_features, project, save_latents
     from gankit.training import load_generator
     from gankit.video import check_video_path, write_video
 
     image = Path(args.image)
     if not image.is_file():
-        raise GankitError(f"{image}: no such image file")
-    output = Path(args.output or f"{image.stem}-projected.png")
+        raise GankitError(f"{_shown(image)}: no such image file")
+    output = check_picture_output(args.output or f"{image.stem}-projected.png")
     latent_out = Path(args.latent_out or f"{image.stem}-latent.safetensors")
+    if latent_out.is_dir():
+        raise GankitError(f"{_shown(latent_out)}: is a folder; give a file name like latent.safetensors")
     if args.video:
         check_video_path(args.video)
         if args.frames < 2 or args.fps <= 0:
@@ -85,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         layers = [name.strip() for name in args.layers.split(",") if name.strip()]
         encoder = encoder_features(_encoder(args.encoder, args.encoder_weights, layers, args.device), layers)
     found = project(loaded, target, settings=settings, encoder=encoder)
-    save_picture(samples_picture(found.image.cpu()), output)
+    try:
+        save_picture(samples_picture(found.image.cpu()), output)
+    except OSError as error:
+        raise GankitError(f"{output}: cannot write the projected image ({error.strerror or error})") from error
     save_latents(latent_out, found, source=str(loaded.source), step=loaded.step, image=str(image),
                  distance=found.distance, pixel_distance=found.pixel_distance)
     print(f"distance {found.start_distance:.4g} at the start, {found.distance:.4g} after {settings.steps} steps "
@@ -94,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
     if args.video:
         print(f"wrote {write_video(found.frames, args.video, fps=args.fps)} ({len(found.frames)} frames)")
     return 0
+
+
+def _shown(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _read_target(path: Path, shape: tuple[int, ...]) -> Tensor:
