@@ -37,7 +37,7 @@ def test_records_metrics_and_sample_grids_reach_the_offline_run(tmp_path: Path) 
     offline_runs = sorted((folder / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     identifier = (folder / ID_FILE).read_text(encoding="utf-8").strip()
-    assert offline_runs[0].name.endswith(identifier)
+    assert f"-{identifier}" in offline_runs[0].name
     history = next(offline_runs[0].glob("run-*.wandb")).read_bytes()
     for key in (b"train/d_loss", b"train/g_loss", b"train/lr_g", b"metrics/sliced-wasserstein.distance"):
         assert key in history, key
@@ -54,7 +54,7 @@ def test_a_resumed_run_continues_the_same_wandb_run(tmp_path: Path) -> None:
     gankit.resume(run, steps=4, quiet=True)
     offline_runs = sorted((run / "logs" / "wandb.logger" / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 2
-    assert all(path.name.endswith(identifier) for path in offline_runs)
+    assert all(f"-{identifier}" in path.name for path in offline_runs)  # W&B adds "-1" to a name taken this second
 
 
 def test_values_keep_numbers_and_name_them_by_record_kind() -> None:
