@@ -22,7 +22,8 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_path(folder: Path) -> None:
+    """Flush a file or folder to disk (best effort: a file system that cannot is left alone)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -61,7 +62,7 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         if isinstance(error, OSError) and error.filename is None:
             raise _naming(error, path) from error
         raise
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def _naming(error: OSError, path: Path) -> OSError:

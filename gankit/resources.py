@@ -61,6 +61,11 @@ def available_memory(device: torch.device) -> int | None:
         return int(free)
     if device.type != "cpu":
         return None
+    return available_host_memory()
+
+
+def available_host_memory() -> int | None:
+    """Bytes of main memory free for new allocations (MemAvailable and any cgroup limit), or ``None`` if unknown."""
     found: list[int] = []
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:

@@ -40,6 +40,16 @@ def builtin_registry():
     return registry
 
 
+@pytest.fixture(scope="session")
+def gankit_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache folder for the whole session, so the digits classifier is trained once per resolution."""
+    path = tmp_path_factory.mktemp("gankit-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GANKIT_CACHE", str(path))
+    yield path
+    patch.undo()
+
+
 RunGankit = Callable[..., subprocess.CompletedProcess]
 
 

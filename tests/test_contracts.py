@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.recipes import TINY_RING_PARTS
+from support.recipes import TINY_DIGITS_PARTS, TINY_RING_PARTS
 
 from gankit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from gankit.cli import main
@@ -185,25 +185,12 @@ def test_a_generator_samples_without_its_data(tmp_path: Path) -> None:
     pictures.mkdir()
     for i in range(3):
         Image.new("RGB", (10, 10), (60 * i, 90, 200 - 50 * i)).save(pictures / f"p{i}.png")
-    (tmp_path / "folder.toml").write_text(f"""
+    (tmp_path / "folder.toml").write_text("""
 [run]
 steps = 2
 batch_size = 4
 samples = 4
-[data]
-type = "image-folder"
-path = "{pictures}"
-resolution = 8
-[generator]
-type = "dcgan"
-latent_dim = 8
-width = 4
-max_width = 8
-[discriminator]
-type = "dcgan"
-width = 4
-max_width = 8
-""")
+""" + TINY_DIGITS_PARTS.replace('type = "digits"', f'type = "image-folder"\npath = "{pictures}"'))
     assert main(["train", str(tmp_path / "folder.toml"), "--out", str(tmp_path / "run"), "-q"]) == 0
     state = load_checkpoint(latest_checkpoint(tmp_path / "run")).state
     assert (state["data_shape"], state["num_classes"]) == ([3, 8, 8], 0)

@@ -145,3 +145,26 @@ def test_dead_rank_makes_the_other_exit_with_a_clear_error(tmp_path: Path) -> No
     assert procs[0].returncode == 4, err[-2000:]
     assert "another training process failed or stopped answering" in err
     assert "Traceback" not in err
+
+
+def test_prepared_data_shards_are_disjoint_across_two_processes(tmp_path: Path) -> None:
+    import numpy as np
+
+    from gankit.data.prepared import PreparedWriter
+
+    count = 37
+    images = np.zeros((count, 3, 4, 4), dtype=np.uint8)
+    images[:, 0] = (np.arange(count) % 256)[:, None, None]
+    images[:, 1] = (np.arange(count) // 256)[:, None, None]
+    with PreparedWriter(tmp_path / "numbers", (3, 4, 4), shard_bytes=10 * 48) as writer:
+        writer.add_batch(images, files=[f"{i}.png" for i in range(count)])
+        writer.commit(settings={})
+    out = torchrun(str(Path(__file__).parent / "support" / "shard_worker.py"), str(tmp_path / "numbers"),
+                   str(tmp_path / "shares.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    first, second = json.loads((tmp_path / "shares.json").read_text())
+    assert (first["length"], second["length"]) == (19, 18)
+    assert not set(first["share"]) & set(second["share"]), "no image belongs to both processes"
+    assert sorted(first["share"] + second["share"]) == list(range(count)), "together they hold every image once"
+    for report in (first, second):
+        assert set(report["drawn"]) <= set(report["share"]), "a process draws only from its own share"

@@ -79,10 +79,13 @@ CASES: dict[tuple[str, str], str] = {
     ("data", "digits"): IMAGES,
     ("data", "image-folder"): IMAGES.replace('type = "digits"', 'type = "image-folder"\npath = "{folder}"'),
     ("data", "stacked-digits"): IMAGES.replace('type = "digits"', 'type = "stacked-digits"'),
+    ("data", "prepared"): IMAGES.replace('type = "digits"', 'type = "prepared"\npath = "{prepared}"\nhflip = true'),
     ("metric", "modes"): POINTS + '[[metrics]]\ntype = "modes"\nsamples = 200\n',
     ("metric", "fid"): IMAGES + '[[metrics]]\ntype = "fid"\nn_fake = 64\n',
     ("metric", "kid"): IMAGES + '[[metrics]]\ntype = "kid"\nn_fake = 64\nsubsets = 2\nsubset_size = 32\n',
     ("metric", "sliced-wasserstein"): POINTS + '[[metrics]]\ntype = "sliced-wasserstein"\nsamples = 64\n',
+    ("metric", "precision-recall"): IMAGES + '[[metrics]]\ntype = "precision-recall"\nn_fake = 64\nn_real = 64\n',
+    ("metric", "density-coverage"): IMAGES + '[[metrics]]\ntype = "density-coverage"\nn_fake = 64\n',
     ("metric", "stacked-digits"): IMAGES.replace('type = "digits"', 'type = "stacked-digits"')
     + '[[metrics]]\ntype = "stacked-digits"\nsamples = 64\n',
 }
@@ -105,10 +108,19 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def prepared(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gankit.data.prepare import PrepareSettings, prepare_folder
+
+    out = tmp_path_factory.mktemp("prepared") / "set"
+    prepare_folder(folder, out, PrepareSettings(resolution=(8, 8)))
+    return out
+
+
 @pytest.mark.parametrize("key", sorted(CASES), ids=lambda k: f"{k[0]}-{k[1]}")
-def test_part_trains_through_a_recipe(key: tuple[str, str], tmp_path: Path, folder: Path) -> None:
+def test_part_trains_through_a_recipe(key: tuple[str, str], tmp_path: Path, folder: Path, prepared: Path) -> None:
     kind, name = key
-    recipe = loads_recipe(CASES[key].replace("{folder}", str(folder)))
+    recipe = loads_recipe(CASES[key].replace("{folder}", str(folder)).replace("{prepared}", str(prepared)))
     used = {spec.part.name for spec in _specs(recipe)}
     assert name in used, f"the case for {kind} {name!r} does not use it"
     result = train(recipe, tmp_path / "run", quiet=True)

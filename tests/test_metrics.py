@@ -93,16 +93,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")
-def gankit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache folder for the whole session, so the digits classifier is trained once per resolution."""
-    path = tmp_path_factory.mktemp("gankit-cache")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GANKIT_CACHE", str(path))
-    yield path
-    patch.undo()
-
-
-@pytest.fixture(scope="session")
 def classifier8(gankit_cache: Path) -> DigitsClassifier:
     return digits_classifier(8)
 

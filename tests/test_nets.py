@@ -108,9 +108,9 @@ def test_dcgan_init_draws_small_weights() -> None:
 @pytest.mark.parametrize(
     ("shape", "expected"),
     [
-        ((3, 12, 12), ["12x12", "power of two", "8x8 or 16x16"]),
-        ((3, 4, 4), ["4x4", "at least 8", "8x8"]),
-        ((3, 16, 32), ["square", "16x32", "32x32"]),
+        ((3, 100, 100), ["100x100", "base grid of 3 to 16", "104x104 or 96x96"]),
+        ((3, 4, 4), ["4x4", "at least once", "6x6 or 8x8"]),
+        ((3, 15, 32), ["15x32", "96x128 (4:3)", "72x128 (16:9)"]),
         ((2,), ["(C, H, W)", "mlp"]),
     ],
 )
@@ -121,6 +121,77 @@ def test_dcgan_rejects_bad_shapes_with_a_useful_message(kind: str, shape: tuple[
     assert "dcgan" in message
     for text in expected:
         assert text in message
+
+
+@pytest.mark.parametrize(
+    ("size", "base", "blocks"),
+    [
+        ((96, 128), (3, 4), 5),
+        ((72, 128), (9, 16), 3),
+        ((12, 16), (3, 4), 2),
+        ((48, 48), (3, 3), 4),
+        ((16, 32), (4, 8), 2),
+    ],
+)
+def test_dcgan_non_square_sizes_from_their_base_grid(size: tuple[int, int], base: tuple[int, int], blocks: int) -> None:
+    shape = (3, *size)
+    g = build("generator", "dcgan", {**TINY, "latent_dim": 8}, shape=shape)
+    d = build("discriminator", "dcgan", {**TINY, "minibatch_std": True}, shape=shape)
+    assert g.base == base == d.base
+    assert len(g.blocks) == blocks
+    images = g(torch.randn(2, 8))
+    assert images.shape == (2, *shape)
+    assert d(images).shape == (2,)
+    assert d.net[-1].kernel_size == base, "the last convolution covers the whole base grid"
+
+
+def test_square_power_of_two_networks_keep_their_4x4_grid() -> None:
+    g = build("generator", "dcgan", {**TINY, "latent_dim": 8}, shape=(1, 32, 32))
+    d = build("discriminator", "dcgan", TINY, shape=(1, 32, 32))
+    assert g.base == d.base == (4, 4) and g.project.out_features == 16 * 4 * 4
+    assert d.net[-1].kernel_size == (4, 4)
+
+
+def test_non_square_recipe_trains_a_step(tmp_path: Any) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from gankit.recipe import loads_recipe
+    from gankit.training import load_generator, train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    recipe = loads_recipe(f"""
+[run]
+steps = 2
+batch_size = 4
+samples = 4
+log_every = 1
+sample_every = 2
+checkpoint_every = 2
+[data]
+type = "image-folder"
+path = "{photos}"
+resolution = [12, 16]
+[generator]
+type = "dcgan"
+latent_dim = 8
+width = 4
+max_width = 8
+[discriminator]
+type = "dcgan"
+width = 4
+max_width = 8
+""")
+    result = train(recipe, tmp_path / "run", quiet=True)
+    assert result.step == 2
+    loaded = load_generator(tmp_path / "run")
+    assert loaded.generator(torch.randn(3, 8)).shape == (3, 3, 12, 16)
+    grid = Image.open(sorted((tmp_path / "run" / "samples").glob("*.png"))[-1])
+    assert grid.width > grid.height, "the sample grid shows 4:3 pictures"
 
 
 @pytest.mark.parametrize("kind", ["generator", "discriminator"])

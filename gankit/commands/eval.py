@@ -6,12 +6,13 @@ import argparse
 from typing import Any
 
 NAME = "eval"
-HELP = "score a run or checkpoint with a metric (modes, stacked-digits, fid, kid, ...) and print JSON"
+HELP = "score a run or checkpoint with a metric (modes, stacked-digits, fid, kid, precision-recall, ...) as JSON"
 DESCRIPTION = (
     "Load the generator of a run folder, checkpoint or exported generator.safetensors (its moving average when "
     "the run had one), build the run's data source from its recipe, compute a metric and print its numbers as "
     "one JSON object on standard output. The metric starts from the parameters the run's recipe gave it under "
-    "[[metrics]] (if any); --set and -n change them."
+    "[[metrics]] (if any); --set and -n change them. The JSON holds the metric's numbers and how they were made "
+    "(sample counts, feature extractor, its weights' SHA-256, resize mode, reference statistics)."
 )
 EPILOG = """examples (each works as written, one after the other, in an empty folder):
   gankit train ring-gan --steps 200 --out ring -q
@@ -39,10 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not its moving average")
     parser.add_argument("--device", default="cpu", help="device to evaluate on: cpu (default), auto, cuda, cuda:N, mps")
     parser.add_argument("--indent", type=int, default=None, metavar="N", help="indent the JSON by N spaces")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
 
 
-def metric_params(recipe: Any, name: str, overrides: list[str], n: int | None) -> tuple[Any, dict[str, Any]]:
-    """The metric part ``name`` and its parameters: the recipe's ``[[metrics]]`` entry, then ``--set``, then ``-n``."""
+def metric_params(
+    recipe: Any, name: str, overrides: list[str], n: int | None, count: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The metric part ``name`` and its parameters: the recipe's ``[[metrics]]`` entry (if a recipe is given), then
+    ``--set``, then ``-n`` (which sets ``count``, or the first of :data:`SAMPLE_COUNT_PARAMS` the metric has)."""
     from gankit.errors import GankitError
     from gankit.plugins import get_registry
     from gankit.recipe import parse_override
@@ -51,7 +56,7 @@ def metric_params(recipe: Any, name: str, overrides: list[str], n: int | None) -
     part = get_registry().get("metric", name)
     params: dict[str, Any] = {}
     base = parse_ref(name)[0]
-    for spec in recipe.get("metrics") or []:
+    for spec in (recipe.get("metrics") if recipe is not None else None) or []:
         if spec.name == base:
             params = spec.params.model_dump(exclude_none=True)
             break
@@ -66,7 +71,7 @@ def metric_params(recipe: Any, name: str, overrides: list[str], n: int | None) -
     if n is not None:
         if n <= 0:
             raise GankitError(f"-n {n}: must be a positive number of samples")
-        count = next((k for k in SAMPLE_COUNT_PARAMS if k in fields), None)
+        count = count or next((k for k in SAMPLE_COUNT_PARAMS if k in fields), None)
         if count is None:
             raise GankitError(f"-n: metric {part.name!r} has no sample count to set")
         params[count] = n
@@ -112,8 +117,43 @@ def run(args: argparse.Namespace) -> int:
     metric = part.build(params)
     data = loaded.recipe["data"].build(seed=loaded.recipe.run.seed)
     seed = args.seed if args.seed is not None else int(loaded.recipe.run.seed)
-    results = metric(loaded.generator, data, device=device, seed=seed)
+    with PhaseProgress(quiet=args.quiet) as progress:
+        if hasattr(metric, "progress"):
+            metric.progress = progress
+        results = metric(loaded.generator, data, device=device, seed=seed)
+    provenance = metric.provenance() if callable(getattr(metric, "provenance", None)) else {}
+    output = {**results, **provenance}
     clean = {k: (v if isinstance(v, float) and math.isfinite(v) else None if isinstance(v, float) else v)
-             for k, v in results.items()}
+             for k, v in output.items()}
     print(json.dumps(clean, indent=args.indent))
     return 0
+
+
+class PhaseProgress:
+    """A progress callback ``(done, total, what)`` that shows one bar per phase ("real", "generated", ...)."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._what: str | None = None
+        self._bar: Any = None
+
+    def __enter__(self) -> PhaseProgress:
+        return self
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        from gankit.progress import Progress
+
+        if what != self._what:
+            self.close()
+            self._what = what
+            self._bar = Progress(total, description=f"{what} images", quiet=self.quiet).__enter__()
+        self._bar.update(done)
+
+    def close(self) -> None:
+        """End the current bar."""
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

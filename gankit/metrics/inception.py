@@ -14,9 +14,12 @@ safetensors from either loads directly:
   ``inception_v3_google``).
 
 The classifier heads (``fc``, ``AuxLogits``) are not needed and are ignored
-when present. Inputs are images in [-1, 1] (the convention of the original
-TensorFlow weights): grayscale is repeated to three channels and every image
-is resized bilinearly to ``input_size`` (299 by default).
+when present. :meth:`InceptionV3Features.trunk` takes the network's input
+already resized and normalised to about [-1, 1] (the convention of the
+original TensorFlow weights); the metrics prepare it from 8-bit images in one
+of the named resize modes of :mod:`gankit.metrics.pixels`. ``forward`` takes
+images in [-1, 1], repeats grayscale to three channels and resizes them
+bilinearly to ``input_size`` (299 by default).
 
 Convert a file once, e.g.
 ``safetensors.torch.save_file(torch.load("pt_inception.pth", weights_only=True), "inception.safetensors")``.
@@ -237,7 +240,11 @@ class InceptionV3Features(nn.Module):
         return x
 
     def forward(self, images: Tensor) -> Tensor:
-        x = self.prepare(images)
+        """Pool3 features ``(N, 2048)`` of images in [-1, 1] (resized bilinearly by :meth:`prepare`)."""
+        return self.trunk(self.prepare(images))
+
+    def trunk(self, x: Tensor) -> Tensor:
+        """Pool3 features ``(N, 2048)`` of an input already resized and normalised (``(N, 3, S, S)`` float32)."""
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))

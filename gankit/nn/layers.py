@@ -218,3 +218,51 @@ def _accepted(size: int, minimum: int) -> str:
     above = below if below == size else below * 2
     sizes = sorted({s for s in (below, above) if s >= minimum} or {minimum})
     return " or ".join(f"{s}x{s}" for s in sizes)
+
+
+#: Sides a base grid may have: a convolutional network of :func:`image_grid` starts (or ends) on such a grid.
+BASE_SIDES = range(3, 17)
+
+
+def image_grid(shape: Any, part: str) -> tuple[int, tuple[int, int], int]:
+    """Check that ``shape`` is ``(C, H, W)`` with ``H x W`` a base grid doubled ``blocks`` times; return all three.
+
+    The base grid is what halving both sides as often as they stay even (and
+    at least 3) leaves; its sides must lie in 3..16 and there must be at least
+    one doubling. Square powers of two have the 4 x 4 grid (8, 16, 32, ...);
+    4:3 images a 3 x 4 one (96 x 128, ...), 16:9 a 9 x 16 one (72 x 128,
+    144 x 256, ...). Returns ``(C, (base_h, base_w), blocks)``; the error names
+    the size received and the nearest sizes of the same aspect ratio that work.
+    """
+    checked = sample_shape(shape, part)
+    if len(checked) != 3:
+        raise GankitError(
+            f"{part} works on images of shape (C, H, W), got a sample shape {checked}; "
+            "for points use the 'mlp' networks"
+        )
+    channels, height, width = checked
+    blocks = 0
+    while height % (2 << blocks) == 0 and width % (2 << blocks) == 0 and min(height, width) >> (blocks + 1) >= 3:
+        blocks += 1
+    base = (height >> blocks, width >> blocks)
+    if blocks == 0 or max(base) > BASE_SIDES[-1]:
+        raise GankitError(
+            f"{part} cannot make {height}x{width} images: height and width must be a base grid of 3 to 16 pixels "
+            "a side doubled the same number of times (at least once), e.g. 8x8, 64x64, 96x128 (4:3), "
+            f"72x128 (16:9); resize the data to {_nearest_grids(height, width)}"
+        )
+    return channels, base, blocks
+
+
+def _nearest_grids(height: int, width: int) -> str:
+    """The two sizes closest to ``height x width`` (in aspect ratio, then area) that :func:`image_grid` accepts."""
+    candidates = []
+    for base_h in BASE_SIDES:
+        for base_w in BASE_SIDES:
+            for blocks in range(1, 11):
+                h, w = base_h << blocks, base_w << blocks
+                if h <= 8192 and w <= 8192:
+                    aspect = abs(math.log((w / h) / (width / height)))
+                    candidates.append((round(aspect, 2), abs(math.log(h * w / (height * width))), h, w))
+    best = sorted(set(candidates))[:2]
+    return " or ".join(f"{h}x{w}" for *_, h, w in best)

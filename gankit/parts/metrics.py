@@ -2,16 +2,18 @@
 
 Metrics: ``modes`` (PacGAN's mode coverage on 2-D mixtures),
 ``stacked-digits`` (the Stacked-MNIST protocol on scikit-learn's digits),
-``fid`` and ``kid``. Each is called as ``metric(generator, data, *, device,
+``fid``, ``kid``, ``precision-recall`` and ``density-coverage``. Each is called as ``metric(generator, data, *, device,
 seed)`` and returns a dict of numbers; the trainer logs them as
 ``"<name>.<key>"`` in ``metrics.jsonl`` and ``gankit eval`` prints them as
-JSON. Encoders: ``digits-features`` and ``inception-v3``. The numerical work
-lives in :mod:`gankit.metrics`; this module wires it to the registry, and
-imports torch only when a part is built or called.
+JSON (with the metric's ``provenance()``, when it has one). Encoders:
+``digits-features`` and ``inception-v3``. The numerical work lives in
+:mod:`gankit.metrics`; this module wires it to the registry, and imports
+torch only when a part is built or called.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field
@@ -114,11 +116,16 @@ class StackedDigitsMetric:
         return stacked_summary(counts, classifier.accuracy)
 
 
-# --------------------------------------------------------------------------- FID and KID
+# --------------------------------------------------------------------------- feature metrics
+
+ResizeMode = Literal["legacy-tensorflow", "legacy-pytorch", "clean", "friendly"]
+
+#: The sample count of reported numbers (FID50k, KID50k, PR50k): the field's convention.
+REPORTED_SAMPLES = 50_000
 
 
-class _DistanceParams(Params):
-    """Parameters shared by ``fid`` and ``kid``."""
+class _FeatureParams(Params):
+    """Parameters shared by the metrics on features: the extractor, its weights and how images reach it."""
 
     features: str = Field(
         "digits",
@@ -133,20 +140,34 @@ class _DistanceParams(Params):
         "fid", description="Inception only: the FID reference network (pytorch-fid) or torchvision's inception_v3"
     )
     input_size: int = Field(299, ge=75, le=1024, description="Inception only: side images are resized to")
-    n_fake: int = Field(2000, ge=2, le=MAX_METRIC_SAMPLES, description="generated samples (from a fixed latent batch)")
-    n_real: int | None = Field(
-        None,
-        ge=2,
-        le=MAX_METRIC_SAMPLES,
-        description="real samples: default every stored image when the data has them (digits), else n_fake draws",
+    resize: ResizeMode = Field(
+        "legacy-tensorflow",
+        description="Inception only: how 8-bit images become the network's input: 'legacy-tensorflow' (TTUR, "
+        "StyleGAN2-ADA, torch-fidelity), 'legacy-pytorch' (pytorch-fid), 'clean' (clean-fid), 'friendly' "
+        "(StudioGAN)",
     )
+    batch: int = Field(250, ge=1, le=100_000, description="images generated and passed to the extractor at a time")
     seed: Seed | None = Field(
         None, description="seed of the latent batch and of real draws; default: the run's seed"
     )
 
 
-def build_extractor(params: _DistanceParams, shape: tuple[int, ...], device: Any) -> Any:
-    """The feature extractor a ``fid`` / ``kid`` metric names, built for data of ``shape``."""
+class _DistanceParams(_FeatureParams):
+    """Parameters of the metrics comparing generated with real images."""
+
+    n_fake: int = Field(REPORTED_SAMPLES, ge=2, le=MAX_METRIC_SAMPLES,
+                        description="generated samples (from a fixed latent batch)")
+    n_real: int | None = Field(
+        None,
+        ge=2,
+        le=MAX_METRIC_SAMPLES,
+        description="real samples: default every stored image when the data stores them (image-folder, prepared, "
+        "digits), else n_fake draws",
+    )
+
+
+def build_extractor(params: _FeatureParams, shape: tuple[int, ...], device: Any) -> Any:
+    """The feature extractor a metric names, built for data of ``shape``."""
     from gankit.metrics.features import ALIASES
     from gankit.plugins import get_registry
 
@@ -159,20 +180,39 @@ def build_extractor(params: _DistanceParams, shape: tuple[int, ...], device: Any
             raise GankitError(f"feature extractor {name!r} takes no weights file")
         settings["weights"] = params.weights
     if name == "inception-v3":
-        settings.update(variant=params.variant, input_size=params.input_size)
+        settings.update(variant=params.variant, input_size=params.input_size, resize=params.resize)
     extractor = encoder.build(settings, shape=shape, device=device)
-    if not callable(getattr(extractor, "features", None)):
-        raise GankitError(f"encoder {name!r} has no features(images) method, so it cannot feed FID or KID")
+    if not callable(getattr(extractor, "features", None)) and not callable(
+        getattr(extractor, "features_from_pixels", None)
+    ):
+        raise GankitError(f"encoder {name!r} has no features(images) method, so it cannot feed a metric")
     return extractor
 
 
-class _FeatureDistance:
-    """Shared work of ``fid`` and ``kid``: features of generated and real images, real ones cached per data."""
+class _FeatureMetric:
+    """Shared work of the metrics on features: extractors, 8-bit images of both sides, real features cached.
+
+    Generated images are quantised to 8 bits, exactly as saving them would, and
+    both sides reach the extractor through the same path
+    (:func:`gankit.metrics.features.pixel_features`). Everything runs
+    ``batch`` images at a time. After a call, :meth:`provenance` says how the
+    numbers were made (extractor, weights hash, resize mode, sample counts);
+    ``gankit eval`` prints it with them. Set :attr:`progress` to a callable
+    ``(done, total, what)`` to follow long runs.
+    """
+
+    name = "feature metric"
 
     def __init__(self, params: _DistanceParams, **context: Any) -> None:
         self.params = params
         self._extractors: dict[tuple[tuple[int, ...], str], Any] = {}
-        self._real: tuple[Any, Any, int, Any] | None = None  # (data, extractor, seed, features) of the last call
+        self._real: tuple[Any, Any, int, Any] | None = None  # (data, extractor, seed, value) of the last call
+        self._provenance: dict[str, Any] = {}
+        self.progress: Any = None
+
+    def provenance(self) -> dict[str, Any]:
+        """How the last numbers were made: extractor settings, weights hash, resize mode, sample counts."""
+        return dict(self._provenance)
 
     def _extractor(self, shape: tuple[int, ...], device: Any) -> Any:
         key = (shape, str(device))
@@ -180,66 +220,187 @@ class _FeatureDistance:
             self._extractors[key] = build_extractor(self.params, shape, device)
         return self._extractors[key]
 
-    def _real_images(self, data: Any, seed: int) -> Any:
-        """The real images to compare with: every stored image, a seeded subset of them, or seeded draws."""
-        import torch
-
-        images_of = getattr(data, "images", None)
-        stored = images_of() if callable(images_of) else None
-        n_real = self.params.n_real
-        if stored is not None and (n_real is None or n_real >= stored.shape[0]):
-            return stored
-        if stored is not None:
-            order = torch.randperm(stored.shape[0], generator=torch.Generator().manual_seed(seed))
-            return stored[order[:n_real]]
-        return data.sample(n_real or self.params.n_fake, torch.Generator().manual_seed(seed + 1))
-
-    def _real_features(self, data: Any, extractor: Any, seed: int) -> Any:
-        """Features of the real images, computed once per data source, extractor and seed."""
-        from gankit.metrics.features import extract
-
-        cached = self._real
-        if cached is None or cached[0] is not data or cached[1] is not extractor or cached[2] != seed:
-            cached = self._real = (data, extractor, seed, extract(extractor, self._real_images(data, seed)))
-        return cached[3]
-
-    def features(self, generator: Any, data: Any, device: Any, seed: int) -> tuple[Any, Any, Any]:
-        """Generated features, real features and the extractor."""
-        from gankit.metrics.features import extract
-        from gankit.metrics.sampling import generate
-
+    def _setup(self, data: Any, device: Any, seed: int) -> tuple[tuple[int, ...], Any, int]:
         shape = tuple(getattr(data, "shape", ()))
         if len(shape) != 3:
-            raise GankitError(f"FID and KID compare images; this data's samples have shape {shape}")
+            raise GankitError(f"metric {self.name!r} compares images; this data's samples have shape {shape}")
         seed = self.params.seed if self.params.seed is not None else seed
-        extractor = self._extractor(shape, device)
-        fake = extract(extractor, generate(generator, self.params.n_fake, seed=seed, device=device))
-        return fake, self._real_features(data, extractor, seed), extractor
+        return shape, self._extractor(shape, device), seed
+
+    def _features(self, extractor: Any, batches: Iterator[Any], total: int, what: str) -> Iterator[Any]:
+        from gankit.metrics.features import pixel_features
+
+        done = 0
+        for pixels in batches:
+            features = pixel_features(extractor, pixels)
+            done += int(pixels.shape[0])
+            if self.progress is not None:
+                self.progress(done, total, what)
+            yield features
+
+    def fake_features(self, generator: Any, extractor: Any, seed: int, device: Any) -> Iterator[Any]:
+        """Features of ``n_fake`` quantised generated images, batch by batch."""
+        from gankit.metrics.pixels import generated_pixels
+
+        n = self.params.n_fake
+        batches = generated_pixels(generator, n, seed=seed, device=device, batch=self.params.batch)
+        return self._features(extractor, batches, n, "generated")
+
+    def real_count(self, data: Any) -> int:
+        """How many real images the metric uses for ``data``."""
+        from gankit.metrics.pixels import count_real
+
+        return count_real(data, self.params.n_real, self.params.n_fake)
+
+    def real_features(self, data: Any, extractor: Any, seed: int) -> Iterator[Any]:
+        """Features of the real images (see :func:`gankit.metrics.pixels.real_pixels`), batch by batch."""
+        from gankit.metrics.pixels import real_pixels
+
+        n, default = self.params.n_real, self.params.n_fake
+        batches = real_pixels(data, n, seed=seed, batch=self.params.batch, default=default)
+        return self._features(extractor, batches, self.real_count(data), "real")
+
+    def _cached_real(self, data: Any, extractor: Any, seed: int, compute: Any) -> Any:
+        cached = self._real
+        if cached is None or cached[0] is not data or cached[1] is not extractor or cached[2] != seed:
+            cached = self._real = (data, extractor, seed, compute())
+        return cached[3]
+
+    def _describe(self, extractor: Any, shape: tuple[int, ...], **counts: Any) -> None:
+        from gankit.metrics.features import ALIASES, extractor_settings
+
+        name = ALIASES.get(self.params.features, self.params.features)
+        self._provenance = {**extractor_settings(extractor, name), "image_shape": list(shape), **counts}
+
+
+def _all_features(batches: Iterator[Any], total: int, what: str) -> Any:
+    """Feature batches gathered into one float32 matrix ``(total, D)``, after checking that it fits in memory.
+
+    float32 keeps 50,000 x 2,048 Inception features at 400 MB.
+    """
+    import torch
+
+    from gankit.resources import available_host_memory, format_bytes
+
+    first = next(batches, None)
+    if first is None:
+        raise GankitError(f"no {what} images to compute features of")
+    need = total * first.shape[1] * 4
+    free = available_host_memory()
+    if free is not None and need > 0.8 * free:
+        raise GankitError(
+            f"the features of {total:,} {what} images ({first.shape[1]:,} each) need {format_bytes(need)} of memory "
+            f"and {format_bytes(free)} is free: set a smaller {'n_real' if what == 'real' else 'n_fake'}"
+        )
+    out = torch.empty(total, first.shape[1], dtype=torch.float32)
+    filled = 0
+    for batch in (first, *batches):
+        out[filled : filled + batch.shape[0]] = batch
+        filled += batch.shape[0]
+    return out[:filled]
 
 
 class FIDParams(_DistanceParams):
     """Parameters of the ``fid`` metric."""
 
+    reference: str | None = Field(
+        None,
+        description="statistics .npz of the real images (gankit data stats); made with the same features, "
+        "weights and resize mode. Unset: computed from the run's data",
+    )
 
-class FIDMetric(_FeatureDistance):
+
+class FIDMetric(_FeatureMetric):
     """Fréchet distance between Gaussians fitted to generated and real features (Heusel et al. 2017), float64.
 
     Returns ``fid`` with the sample counts it was computed from, ``n_fake``
-    and ``n_real``: FID is biased by the sample count, so numbers are only
-    comparable at equal counts. The features come from a pluggable extractor
-    (``features``): gankit's digits classifier by default, Inception-v3 with
-    a user's weights file for numbers comparable with the literature.
+    (50,000 by default, the convention of published numbers) and ``n_real``:
+    FID is biased by the sample count, so numbers are only comparable at equal
+    counts. Generated images are quantised to 8 bits and resized exactly like
+    the real ones; means and covariances are gathered batch by batch, so
+    memory does not grow with the count. The real side comes from the data or
+    from ``reference``, a statistics file of ``gankit data stats`` whose
+    settings (extractor, weights hash, resize mode, image size) must match.
+    The features come from a pluggable extractor (``features``): gankit's
+    digits classifier by default, Inception-v3 with a user's weights file for
+    numbers comparable with the literature (see docs/metrics.md).
     """
 
-    def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
-        """FID of ``generator`` against ``data``."""
-        from gankit.metrics.frechet import frechet_distance_of
+    name = "fid"
 
-        fake, real, extractor = self.features(generator, data, device, seed)
-        out = {"fid": frechet_distance_of(fake, real), "n_fake": float(fake.shape[0]), "n_real": float(real.shape[0])}
+    def __init__(self, params: FIDParams, **context: Any) -> None:
+        super().__init__(params, **context)
+        self.reference = params.reference
+        self._loaded: tuple[Any, Any] | None = None  # (path and modification time, loaded statistics)
+
+    def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
+        """FID of ``generator`` against ``data`` (or the reference statistics)."""
+        from gankit.metrics.frechet import frechet_distance_between
+        from gankit.metrics.statistics import RunningGaussian
+
+        shape, extractor, seed = self._setup(data, device, seed)
+        if self.reference is not None:
+            real, reference = self._reference(extractor, shape), {"reference": self.reference}
+        else:
+            def gather() -> Any:
+                running = RunningGaussian()
+                for features in self.real_features(data, extractor, seed):
+                    running.update(features)
+                return running.result()
+
+            real, reference = self._cached_real(data, extractor, seed, gather), {}
+        fake = RunningGaussian()
+        for features in self.fake_features(generator, extractor, seed, device):
+            fake.update(features)
+        stats = fake.result()
+        out = {
+            "fid": frechet_distance_between(stats, real),
+            "n_fake": float(stats.n),
+            "n_real": float(real.n),
+        }
         if hasattr(extractor, "accuracy"):
             out["classifier_accuracy"] = float(extractor.accuracy)
+        self._describe(extractor, shape, n_fake=stats.n, n_real=real.n, **reference)
         return out
+
+    def real_statistics(self, data: Any, *, device: Any = None, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+        """Mean and covariance of the real images' features, and how they were made (what ``gankit data stats``
+        writes)."""
+        from gankit.metrics.statistics import RunningGaussian
+
+        shape, extractor, seed = self._setup(data, device, seed)
+        running = RunningGaussian()
+        for features in self.real_features(data, extractor, seed):
+            running.update(features)
+        stats = running.result()
+        self._describe(extractor, shape, n_real=stats.n)
+        return stats, self.provenance()
+
+    def _reference(self, extractor: Any, shape: tuple[int, ...]) -> Any:
+        from pathlib import Path
+
+        from gankit.metrics.features import ALIASES, extractor_settings
+        from gankit.metrics.statistics import load_stats
+
+        assert self.reference is not None
+        file = Path(self.reference).expanduser()
+        key = (str(file), file.stat().st_mtime_ns) if file.is_file() else None
+        if key is None or self._loaded is None or self._loaded[0] != key:
+            self._loaded = (key, load_stats(file))
+        stats, meta = self._loaded[1]
+        wanted = {**extractor_settings(extractor, ALIASES.get(self.params.features, self.params.features)),
+                  "image_shape": list(shape)}
+        differ = [f"{key} is {meta[key]!r} there but {value!r} here" for key, value in wanted.items()
+                  if key in meta and meta[key] != value]
+        if differ:
+            raise GankitError(
+                f"reference statistics {self.reference} were made differently from this FID: {'; '.join(differ)}. "
+                "Make them again with the same settings: gankit data stats SOURCE -o FILE --set features=... "
+                "--set weights=... --set resize=... (and the data's resolution)"
+            )
+        if stats.n and stats.n < 2:
+            raise GankitError(f"reference statistics {self.reference} come from fewer than two images")
+        return stats
 
 
 class KIDParams(_DistanceParams):
@@ -250,15 +411,18 @@ class KIDParams(_DistanceParams):
                              description="samples per subset (capped at n_fake and n_real)")
 
 
-class KIDMetric(_FeatureDistance):
+class KIDMetric(_FeatureMetric):
     """Kernel distance: unbiased squared MMD with the cubic polynomial kernel (Bińkowski et al. 2018), float64.
 
     ``k(x, y) = (x . y / d + 1)^3`` on the features of generated and real
-    images, averaged over ``subsets`` random subsets of ``subset_size``.
-    Returns ``kid``, its standard deviation over subsets ``kid_std``, and
-    ``n_fake`` / ``n_real``. Unbiased: near 0 (possibly slightly negative)
-    when both sets come from the same distribution.
+    images (quantised and resized like FID's), averaged over ``subsets``
+    random subsets of ``subset_size``. Returns ``kid``, its standard
+    deviation over subsets ``kid_std``, and ``n_fake`` / ``n_real``.
+    Unbiased: near 0 (possibly slightly negative) when both sets come from
+    the same distribution.
     """
+
+    name = "kid"
 
     def __init__(self, params: KIDParams, **context: Any) -> None:
         super().__init__(params, **context)
@@ -269,12 +433,93 @@ class KIDMetric(_FeatureDistance):
         """KID of ``generator`` against ``data``."""
         from gankit.metrics.frechet import kernel_distance
 
-        fake, real, _ = self.features(generator, data, device, seed)
-        mean, std = kernel_distance(
-            fake, real, subsets=self.subsets, subset_size=self.subset_size,
-            seed=self.params.seed if self.params.seed is not None else seed,
-        )
+        shape, extractor, seed = self._setup(data, device, seed)
+        real = self._cached_real(data, extractor, seed,
+                                 lambda: _all_features(self.real_features(data, extractor, seed),
+                                                       self.real_count(data), "real"))
+        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
+        mean, std = kernel_distance(fake.double(), real.double(), subsets=self.subsets,
+                                    subset_size=self.subset_size, seed=seed)
+        self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0])
         return {"kid": mean, "kid_std": std, "n_fake": float(fake.shape[0]), "n_real": float(real.shape[0])}
+
+
+class PrecisionRecallParams(_DistanceParams):
+    """Parameters of the ``precision-recall`` metric."""
+
+    k: int = Field(3, ge=1, description="neighbourhood size: a sample's ball reaches its k-th nearest neighbour")
+
+
+class PrecisionRecallMetric(_FeatureMetric):
+    """Improved precision and recall (Kynkäänniemi et al. 2019) on any feature extractor.
+
+    Each set's support is the union of balls around its samples reaching
+    their ``k``-th nearest neighbour (k = 3, as in the paper and
+    StyleGAN2-ADA's ``pr50k3``). ``precision``: the share of generated
+    samples inside the real support (fidelity); ``recall``: the share of real
+    samples inside the generated support (diversity). Returns them with
+    ``n_fake`` and ``n_real``. Features are those of FID (quantised images,
+    any extractor); the paper used VGG-16, which a plugin encoder can supply.
+    """
+
+    name = "precision-recall"
+
+    def __init__(self, params: PrecisionRecallParams, **context: Any) -> None:
+        super().__init__(params, **context)
+        self.k = params.k
+
+    def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
+        """Precision and recall of ``generator`` against ``data``."""
+        from gankit.metrics.manifold import precision_recall
+
+        shape, extractor, seed = self._setup(data, device, seed)
+        real = self._cached_real(data, extractor, seed,
+                                 lambda: _all_features(self.real_features(data, extractor, seed),
+                                                       self.real_count(data), "real"))
+        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
+        precision, recall = precision_recall(real, fake, k=self.k)
+        self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
+        return {"precision": precision, "recall": recall, "n_fake": float(fake.shape[0]),
+                "n_real": float(real.shape[0])}
+
+
+class DensityCoverageParams(_DistanceParams):
+    """Parameters of the ``density-coverage`` metric."""
+
+    n_fake: int = Field(10_000, ge=2, description="generated samples (Naeem et al. use 10,000)")
+    k: int = Field(5, ge=1, description="neighbourhood size of the real balls (Naeem et al.: 5)")
+
+
+class DensityCoverageMetric(_FeatureMetric):
+    """Density and coverage (Naeem et al. 2020) on any feature extractor.
+
+    Around every real sample, a ball reaching its ``k``-th nearest real
+    neighbour. ``density``: how many balls hold each generated sample on
+    average, divided by ``k`` (about 1 for matching distributions, robust to
+    outliers among the real samples); ``coverage``: the share of real
+    samples whose ball holds at least one generated sample. Returns them
+    with ``n_fake`` and ``n_real``.
+    """
+
+    name = "density-coverage"
+
+    def __init__(self, params: DensityCoverageParams, **context: Any) -> None:
+        super().__init__(params, **context)
+        self.k = params.k
+
+    def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
+        """Density and coverage of ``generator`` against ``data``."""
+        from gankit.metrics.manifold import density_coverage
+
+        shape, extractor, seed = self._setup(data, device, seed)
+        real = self._cached_real(data, extractor, seed,
+                                 lambda: _all_features(self.real_features(data, extractor, seed),
+                                                       self.real_count(data), "real"))
+        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
+        density, coverage = density_coverage(real, fake, k=self.k)
+        self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
+        return {"density": density, "coverage": coverage, "n_fake": float(fake.shape[0]),
+                "n_real": float(real.shape[0])}
 
 
 # --------------------------------------------------------------------------- encoders
@@ -311,7 +556,12 @@ class InceptionParams(Params):
     variant: Literal["fid", "torchvision"] = Field(
         "fid", description="'fid': the FID reference network (pytorch-fid weights); 'torchvision': inception_v3"
     )
-    input_size: int = Field(299, ge=75, le=1024, description="side images are resized to (bilinear)")
+    input_size: int = Field(299, ge=75, le=1024, description="side images are resized to")
+    resize: ResizeMode = Field(
+        "legacy-tensorflow",
+        description="how 8-bit images become the network's input (see gankit.metrics.pixels): 'legacy-tensorflow',"
+        " 'legacy-pytorch', 'clean' or 'friendly'",
+    )
 
 
 def inception_features(params: InceptionParams, *, device: Any = None, **context: Any) -> Any:
@@ -324,7 +574,8 @@ def inception_features(params: InceptionParams, *, device: Any = None, **context
     from gankit.metrics.features import InceptionFeatures
 
     return InceptionFeatures(
-        params.weights, variant=params.variant, input_size=params.input_size, device=device or "cpu"
+        params.weights, variant=params.variant, input_size=params.input_size, device=device or "cpu",
+        resize=params.resize,
     )
 
 
@@ -334,5 +585,7 @@ def register(register: Register) -> None:
     register("metric", "stacked-digits", StackedDigitsMetric, StackedDigitsMetricParams)
     register("metric", "fid", FIDMetric, FIDParams)
     register("metric", "kid", KIDMetric, KIDParams)
+    register("metric", "precision-recall", PrecisionRecallMetric, PrecisionRecallParams)
+    register("metric", "density-coverage", DensityCoverageMetric, DensityCoverageParams)
     register("encoder", "digits-features", digits_features, DigitsFeaturesParams)
     register("encoder", "inception-v3", inception_features, InceptionParams)

@@ -15,13 +15,10 @@ from gankit.nn.layers import (
     MinibatchStd,
     MinibatchStdParams,
     apply_spectral_norm,
+    image_grid,
     init_weights,
-    square_power_of_two,
 )
 from gankit.registry import MAX_WIDTH, Params
-
-BASE = 4
-"""Side of the smallest feature map: the generator starts from it and the discriminator ends on it."""
 
 
 class _WidthParams(Params):
@@ -76,11 +73,6 @@ def _block_widths(blocks: int, width: int, max_width: int) -> list[int]:
     return [min(width * 2**i, max_width) for i in range(blocks + 1)]
 
 
-def _blocks_between(resolution: int) -> int:
-    """How many factor-of-two steps separate ``BASE`` x ``BASE`` from ``resolution``."""
-    return resolution.bit_length() - BASE.bit_length()
-
-
 class DCGANGenerator(nn.Module):
     """DCGAN generator: z -> 4x4 feature map -> blocks doubling resolution -> tanh image.
 
@@ -91,21 +83,23 @@ class DCGANGenerator(nn.Module):
     channels with tanh. This is the all-convolutional design of Radford et al.
     (2015), with upsampling + convolution as the option Odena et al. (2016)
     suggest against checkerboard artefacts. Square power-of-two resolutions
-    from 8 up are supported.
+    from 8 up start from 4x4; other sizes, non-square ones included, from
+    their own base grid (3 to 16 pixels a side, e.g. 3x4 for 4:3 images of
+    96x128, 9x16 for 16:9 images of 144x256; see
+    :func:`gankit.nn.layers.image_grid`).
     """
 
     latent_dim: int
 
     def __init__(self, params: DCGANGeneratorParams, *, shape: Any = None, **context: Any) -> None:
         super().__init__()
-        channels, resolution = square_power_of_two(shape, "generator 'dcgan'")
-        self.shape = (channels, resolution, resolution)
+        channels, self.base, blocks = image_grid(shape, "generator 'dcgan'")
+        self.shape = (channels, self.base[0] << blocks, self.base[1] << blocks)
         self.latent_dim = params.latent_dim
         batch_norm = params.norm == "batch"
-        blocks = _blocks_between(resolution)
         widths = _block_widths(blocks, params.width, params.max_width)[::-1]
         self.base_channels = widths[0]
-        self.project = nn.Linear(params.latent_dim, widths[0] * BASE * BASE, bias=not batch_norm)
+        self.project = nn.Linear(params.latent_dim, widths[0] * self.base[0] * self.base[1], bias=not batch_norm)
         self.project_norm: nn.Module = nn.BatchNorm2d(widths[0]) if batch_norm else nn.Identity()
         self.blocks = nn.Sequential(
             *(self._up_block(widths[i], widths[i + 1], params.upsample, batch_norm) for i in range(blocks))
@@ -130,19 +124,20 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         """Map latents ``(N, latent_dim)`` to images ``(N, C, H, W)`` in [-1, 1]."""
-        x = self.project(z.flatten(1)).view(z.shape[0], self.base_channels, BASE, BASE)
+        x = self.project(z.flatten(1)).view(z.shape[0], self.base_channels, *self.base)
         x = torch.relu(self.project_norm(x))
         return torch.tanh(self.to_image(self.blocks(x)))
 
 
 class DCGANDiscriminator(nn.Module):
-    """DCGAN discriminator: image -> blocks halving resolution down to 4x4 -> one logit.
+    """DCGAN discriminator: image -> blocks halving resolution down to the base grid -> one logit.
 
     Each block halves the resolution (strided 4x4 convolution, or a 3x3
     convolution then 2x2 average pooling), normalises (not in the first block,
     as in Radford et al. 2015) and applies LeakyReLU(0.2); channels start at
-    ``width`` and double per block up to ``max_width``. A final 4x4
-    convolution gives one logit per image. ``spectral_norm`` normalises every
+    ``width`` and double per block up to ``max_width``. A final convolution
+    over the whole base grid (4x4 for square power-of-two images, 3x4 for
+    96x128, ...) gives one logit per image. ``spectral_norm`` normalises every
     convolution (Miyato et al. 2018); ``norm="layer"`` (one-group GroupNorm)
     keeps samples independent, as the gradient penalty requires.
     ``minibatch_std`` adds the standard deviation across a group of samples as
@@ -151,9 +146,8 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, params: DCGANDiscriminatorParams, *, shape: Any = None, **context: Any) -> None:
         super().__init__()
-        channels, resolution = square_power_of_two(shape, "discriminator 'dcgan'")
-        self.shape = (channels, resolution, resolution)
-        blocks = _blocks_between(resolution)
+        channels, self.base, blocks = image_grid(shape, "discriminator 'dcgan'")
+        self.shape = (channels, self.base[0] << blocks, self.base[1] << blocks)
         widths = _block_widths(blocks - 1, params.width, params.max_width)
         layers: list[nn.Module] = []
         in_channels = channels
@@ -164,7 +158,7 @@ class DCGANDiscriminator(nn.Module):
         if params.minibatch_std:
             layers.append(MinibatchStd(params.minibatch_std_group))
             in_channels += 1
-        layers.append(nn.Conv2d(in_channels, 1, BASE))
+        layers.append(nn.Conv2d(in_channels, 1, self.base))
         self.net = nn.Sequential(*layers)
         init_weights(self, params.init)
         if params.spectral_norm:

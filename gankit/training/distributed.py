@@ -109,6 +109,12 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     return tensor
 
 
+def broadcast(tensor: torch.Tensor, source: int = 0) -> torch.Tensor:
+    """``tensor`` as process ``source`` has it, on every process (in place)."""
+    dist.broadcast(tensor, src=source)
+    return tensor
+
+
 def gather_states(states: dict[str, torch.Tensor], device: torch.device) -> list[dict[str, torch.Tensor]]:
     """Every rank's tensors of the same names and shapes (RNG states), indexed by rank."""
     world = dist.get_world_size()

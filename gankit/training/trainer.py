@@ -154,6 +154,7 @@ class Trainer:
         self.balance = recipe["balance"].build()
         self.tricks = [spec.build() for spec in recipe["tricks"]]
         self.metrics = [(spec.name, spec.build()) for spec in recipe["metrics"]]
+        _warn_about_slow_metrics(recipe["metrics"], s.metrics_every)
         self.hooks = TrickHooks(self.tricks, [spec.name for spec in recipe["tricks"]])
         self.optimizers = {
             key: recipe["optim"][key].build(parameters=module.parameters(), network=key)
@@ -457,11 +458,30 @@ class Trainer:
                     results[f"{name}.{key}"] = value
         return results
 
+    def _share_best(self, results: dict[str, float]) -> dict[str, float]:
+        """Rank 0's value of ``run.best_metric`` for every process (metrics are computed on rank 0 only)."""
+        key = self.settings.best_metric
+        if key is None:
+            return results
+        value = torch.tensor([float(results.get(key, math.nan)) if self.dist.is_main else 0.0], device=self.device)
+        shared = float(distributed.broadcast(value).item())
+        if self.dist.is_main:
+            return results
+        return {} if math.isnan(shared) else {key: shared}
+
+    def _provenance(self) -> dict[str, Any]:
+        """How each metric made its last numbers (sample counts, feature weights, resize mode), when it says."""
+        found = {name: metric.provenance() for name, metric in self.metrics
+                 if callable(getattr(metric, "provenance", None))}
+        return {"provenance": found} if found else {}
+
     def _keep_best(self, results: dict[str, float]) -> Path | None:
         key = self.settings.best_metric
         if key is None:
             return None
         if key not in results:
+            if not self.dist.is_main:
+                return None
             raise GankitError(
                 f"run.best_metric = {key!r} is not computed; the metrics give: {', '.join(results) or '(none)'}"
             )
@@ -623,12 +643,33 @@ class Trainer:
                     self.save_samples()
             if self.metrics and (step % s.metrics_every == 0 or step == total):
                 self._check_finite()
-                results = self.evaluate()
-                self._write(metrics, {"step": step, "event": "metrics", **results})
-                progress.log(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                results = self.evaluate() if main else {}
+                if self.dist.enabled:
+                    results = self._share_best(results)
+                if main:
+                    self._write(metrics, {"step": step, "event": "metrics", **results, **self._provenance()})
+                    progress.log(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in results.items()))
                 self._keep_best(results)
             if step % s.checkpoint_every == 0 or step == total:
                 self._last_ckpt = self.checkpoint()
+
+
+def _warn_about_slow_metrics(specs: Sequence[Any], every: int) -> None:
+    """Warn when a metric computed during training uses its large default sample count (meant for reported numbers)."""
+    import warnings
+
+    from gankit.errors import GankitWarning
+
+    for spec in specs:
+        params = spec.params
+        if "n_fake" in type(params).model_fields and "n_fake" not in params.model_fields_set and params.n_fake > 10_000:
+            warnings.warn(
+                f"[[metrics]] {spec.name}: n_fake is not set, so each evaluation (every {every} steps) generates "
+                f"{params.n_fake:,} samples, the count for a reported number; set n_fake (e.g. 2000) for metrics "
+                "during training, and compute the reported one with gankit eval",
+                GankitWarning,
+                stacklevel=3,
+            )
 
 
 def _run(trainer_factory: Any, folder: RunFolder, fit: Any, *, new: bool = False) -> TrainResult:
