@@ -68,7 +68,7 @@ def gankit_register_parts(register: Register) -> None:
     - ``kind``: one of ``gankit.registry.KINDS`` (``"generator"``,
       ``"discriminator"``, ``"loss"``, ``"schedule"``, ``"balance"``,
       ``"trick"``, ``"data"``, ``"metric"``, ``"encoder"``, ``"optimizer"``,
-      ``"logger"``).
+      ``"stylizer"``, ``"logger"``).
     - ``name``: ``"<namespace>.<name>"`` for a plugin, in lower case with
       ``-`` between words (``"pacgan.packed"``).
     - ``factory``: a callable (often a class) called as

@@ -12,5 +12,6 @@ KINDS: tuple[str, ...] = (
     "metric",
     "encoder",
     "optimizer",
+    "stylizer",
     "logger",
 )

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from gankit.registry import MAX_BATCH_SIZE, Params, Seed, check_device
 from gankit.slots import ModelSlot, PartListSlot, PartMapSlot, PartSlot, TaskSchema
+from gankit.style.fast_schema import FAST_STYLE
 from gankit.style.schema import STYLE
 
 
@@ -132,7 +133,7 @@ GAN = TaskSchema(
 )
 
 #: Every recipe task by name. A task adds its schema here.
-TASKS: dict[str, TaskSchema] = {"gan": GAN, "style": STYLE}
+TASKS: dict[str, TaskSchema] = {"gan": GAN, "style": STYLE, "fast-style": FAST_STYLE}
 
 
 def train_task(recipe: Any) -> Callable[..., Any]:
@@ -143,8 +144,12 @@ def train_task(recipe: Any) -> Callable[..., Any]:
 
     schema = TASKS[recipe.task]
     if schema.trainer is None:
-        raise GankitError(f"{recipe.source}: a {recipe.task!r} recipe is not trained; "
-                          + ("run it with gankit stylize --recipe" if recipe.task == "style" else "see its docs"))
+        if recipe.task == "style":
+            raise GankitError(
+                f"{recipe.source}: a style recipe optimises one picture and has nothing to train: run it with "
+                f"gankit stylize --recipe {recipe.source} --content photo.jpg --style painting.jpg"
+            )
+        raise GankitError(f"{recipe.source}: a {recipe.task!r} recipe is not trained")
     module, _, function = schema.trainer.partition(":")
     trainer: Callable[..., Any] = getattr(importlib.import_module(module), function)
     return trainer

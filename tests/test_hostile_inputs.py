@@ -225,6 +225,8 @@ WRITERS = {
     "schema": ["schema", "-o", "{tmp}/out/s.json"],
     "stylize": ["stylize", "--content", "{png}", "--style", "{png}", "-o", "{tmp}/out/s.png", "--weights", "random",
                 "--size", "16", "--steps", "1", "--quiet"],
+    "data stats": ["data", "stats", "dcgan-digits", "-o", "{tmp}/out/s.npz", "-n", "8", "--set", "features=digits",
+                   "-q"],
     "weights": ["weights", "vgg16", "--convert", "{vgg}", "-o", "{tmp}/out/w.safetensors"],
 }
 
@@ -384,6 +386,14 @@ HOSTILE: dict[str, list[tuple[list[str], str]]] = {
         (["new", "Bad Name"], "bad plugin name 'Bad Name'"),
         (["new", "okname", "--dir", "{file}"], "is a file, not a folder"),
         (["new", "okname", "--dir", "{file}/sub"], "notes.txt"),
+    ],
+    "data": [
+        (["prepare", "{missing}", "{tmp}/out", "-r", "8"], "missing' does not exist"),
+        (["prepare", "{file}", "{tmp}/out", "-r", "8"], r"notes\.txt' is a file, not a folder"),
+        (["prepare", "{dir}", "{tmp}/out", "-r", "0"], "resolution"),
+        (["info", "{file}"], r"notes\.txt' is a file, not a prepared dataset"),
+        (["info", "{tmp}"], "is not a prepared dataset"),
+        (["stats", "{missing}", "-o", "{tmp}/s.npz"], "no such recipe file"),
     ],
     "weights": [
         (["vgg19", "--convert", "{missing}"], "no such weights file"),

@@ -114,6 +114,7 @@ def test_missing_weights_tell_how_to_get_them(photos: tuple[Path, Path], capsys:
     err = capsys.readouterr().err
     assert "gankit weights vgg19" in err
     assert 'weights = "random"' in err
+    assert "Or work offline without them: gankit stylize --weights random" in err
 
 
 @pytest.mark.parametrize("name", ["style-transfer", "style-transfer-fast"])

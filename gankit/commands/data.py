@@ -9,7 +9,7 @@ NAME = "data"
 HELP = "prepare a folder of images once (prepare), describe one (info), precompute FID statistics (stats)"
 DESCRIPTION = (
     "gankit data prepare FOLDER OUT decodes a folder of images once into a prepared dataset (uint8 shards and a "
-    "JSON index) that the 'prepared' data part reads memory-mapped; gankit data info OUT describes one; "
+    "JSON index) that the 'prepared' data part reads from disk batch by batch; gankit data info OUT describes one; "
     "gankit data stats SOURCE -o stats.npz computes the real side of FID from a folder, a prepared dataset or a "
     "recipe's data, for gankit eval RUN --metric fid --set reference=stats.npz."
 )

@@ -1,4 +1,4 @@
-"""``gankit train``: train a GAN recipe, or resume a run."""
+"""``gankit train``: train a GAN or fast-style recipe, or resume a run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from gankit.errors import GankitError
 
 NAME = "train"
-HELP = "train a GAN recipe (or --resume a run folder)"
+HELP = "train a GAN or fast-style recipe (or --resume a run folder)"
 ORDER = 1
 
 
@@ -61,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.recipe or args.out:
             raise GankitError("--resume continues a run in its own folder: give no recipe or --out with it")
+        if _run_task(args.resume) == "fast-style":
+            if args.overrides or args.from_step is not None:
+                raise GankitError("--set and --from go with GAN runs; a fast-style run resumes as it was")
+            from gankit.style.fast import resume_fast_style
+
+            return _fast_style_done(resume_fast_style(args.resume, steps=args.steps, quiet=args.quiet), args.quiet)
         from gankit.training import resume
 
         try:
@@ -85,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         device = getattr(recipe.run, "device", None)
         if isinstance(device, str) and not launched_by_torchrun():
             resolve_device(device)  # before a run folder is made
+        if recipe.task == "fast-style":
+            return _fast_style_done(train_task(recipe)(recipe, args.out, quiet=args.quiet), args.quiet)
         try:
             result = train_task(recipe)(recipe, args.out, quiet=args.quiet)
         except OSError as error:
@@ -100,4 +108,31 @@ def run(args: argparse.Namespace) -> int:
         if samples:
             print(f"latest samples: {samples[-1]}")
         print(f"more pictures: gankit sample {result.run_dir} -o grid.png; report: gankit report {result.run_dir}")
+    return 0
+
+
+def _run_task(run_dir: str) -> str:
+    """The task a run folder was trained for; ``"gan"`` when it cannot tell (the GAN resume then explains)."""
+    from gankit.errors import GankitError
+    from gankit.style.fast import run_task
+
+    try:
+        return run_task(run_dir)
+    except GankitError:
+        return "gan"
+
+
+def _fast_style_done(result: object, quiet: bool) -> int:
+    from gankit.style.fast import FastStyleResult
+
+    assert isinstance(result, FastStyleResult)
+    if result.interrupted:
+        print(f"interrupted at step {result.step}; resume with: gankit train --resume {result.run_dir}")
+        return 130
+    if not quiet:
+        samples = sorted((result.run_dir / "samples").glob("*.png"))
+        print(f"done: {result.step} steps in {result.run_dir}")
+        if samples:
+            print(f"latest samples: {samples[-1]}")
+        print(f"stylize a photo: gankit stylize --model {result.run_dir} --content photo.jpg -o out.png")
     return 0

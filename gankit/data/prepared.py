@@ -1,4 +1,4 @@
-"""Prepared datasets: a folder of images decoded once into uint8 shards, read memory-mapped.
+"""Prepared datasets: a folder of images decoded once into uint8 shards, read batch by batch (flat memory).
 
 A prepared dataset is a folder:
 
@@ -498,6 +498,9 @@ def read_index(path: Path) -> dict[str, Any]:
     """The index of the prepared dataset in ``path``, checked; a :class:`GankitError` says what is wrong."""
     index_file = path / INDEX_FILE
     if not path.is_dir():
+        if path.exists():
+            raise GankitError(f"'{path}' is a file, not a prepared dataset (a folder with dataset.json); "
+                              f"make one with: gankit data prepare FOLDER OUT")
         raise GankitError(f"prepared dataset '{path}' does not exist; make it with: gankit data prepare FOLDER {path}")
     if not index_file.is_file():
         partial = "" if not any(path.iterdir()) else " (an interrupted or foreign folder)"

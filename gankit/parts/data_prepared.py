@@ -1,4 +1,4 @@
-"""``prepared``: train from a prepared dataset (``gankit data prepare``), read memory-mapped from disk."""
+"""``prepared``: train from a prepared dataset (``gankit data prepare``), read from disk batch by batch."""
 
 from __future__ import annotations
 

@@ -202,6 +202,7 @@ def stylize(
     output: str | Path | None = None,
     frames_dir: str | Path | None = None,
     encoder: nn.Module | None = None,
+    start: ImageInput | None = None,
     quiet: bool = False,
     stream: TextIO | None = None,
     on_log: Callable[[dict[str, float], Tensor], None] | None = None,
@@ -218,6 +219,8 @@ def stylize(
     (default ``<output name>-frames``). ``encoder`` reuses an encoder built
     before, deep enough for the recipe's layers; it is moved to the run's
     device and frozen, and the recipe's ``[encoder]`` is then ignored.
+    ``start`` (an image) is where the optimisation starts, in place of
+    ``run.init`` (a video's previous stylized frame, for instance).
     Progress goes to ``stream`` (standard error by default) unless
     ``quiet``; ``on_log`` is called at every logged step with the logged
     values and the image. On Ctrl-C the image so far is written to
@@ -238,7 +241,10 @@ def stylize(
     content_image = images.as_tensor(content, what="content image")
     style_image = images.as_tensor(style, what="style image")
     start_image = None
-    if settings.init not in ("noise", "content"):
+    init = settings.init
+    if start is not None:
+        start_image, init = images.as_tensor(start, what="start image"), "start"
+    elif settings.init not in ("noise", "content"):
         start_image = images.as_tensor(Path(settings.init), what="start image (run.init)")
     out_path = images.check_output(output) if output is not None else None
     frames_folder = _frames_folder(settings, frames_dir, out_path)
@@ -284,7 +290,7 @@ def stylize(
             for index, size in enumerate(sizes):
                 _set_targets(encoder, losses, content_image, style_image, size, style_sizes[index], device)
                 if image is None:
-                    image = _start_image(settings.init, content_image, size, settings.seed, start_image)
+                    image = _start_image(init, content_image, size, settings.seed, start_image)
                 else:
                     image = images.resize(image, size)
                 image = image.to(device).detach().requires_grad_(True)

@@ -10,9 +10,10 @@ An ``[encoder]`` table's ``weights`` is one of:
 - a file path: a ``.safetensors`` file (gankit's layout, ``conv1_1.weight``, or
   torchvision's, ``features.0.weight``) or a torchvision ``.pth`` state dict,
   read with ``torch.load(..., weights_only=True)`` (no pickle code runs);
-- ``"random"``: seeded random weights, normalised so that their features are
-  usable (see :mod:`gankit.style.vgg`); an explicit choice for tests and
-  offline demos.
+- ``"random"``: seeded random weights, normalised layer by layer (see
+  :mod:`gankit.style.vgg`); an explicit choice for tests and timings. Offline
+  style transfer uses the ``random-pyramid`` encoder instead
+  (:mod:`gankit.style.pyramid`).
 
 Nothing falls back silently: weights that cannot be found are an error that
 says how to get them. Downloads check the SHA-256 prefix that torchvision
@@ -90,7 +91,8 @@ def how_to_get(arch: str) -> str:
         f"  gankit weights {arch}   (downloads torchvision's {name}, about {TORCHVISION_MEGABYTES[arch]} MB)\n"
         f"  copy {DEFAULT_URL_BASE}{name} into {hub_dir()}\n"
         f'  [encoder] weights = "path/to/weights.pth" (or .safetensors), or --weights PATH\n'
-        f'  [encoder] weights = "random" for tests and offline demos (results are poorer)'
+        f'  [encoder] weights = "random" for tests (random VGG weights give colour noise)\n'
+        f"Or work offline without them: gankit stylize --weights random (the style-transfer-offline recipe)"
     )
 
 

@@ -80,6 +80,11 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
     target = resolve_device(device)
     file, ckpt = load_source(path)
     recipe = recipe_from_checkpoint(ckpt.state, str(file))
+    if recipe.task != "gan":
+        hint = ""
+        if recipe.task == "fast-style":
+            hint = f": stylize photos with gankit stylize --model {path} --content photo.jpg"
+        raise GankitError(f"{path}: a {recipe.task} run, not a GAN: it has no generator to sample{hint}")
     shape = _sample_shape(ckpt.state, recipe)
     prefix, strip = _generator_weights(ckpt.state, recipe, ema)
     weights = {k[len(prefix) :].removeprefix(strip): v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
