@@ -73,7 +73,11 @@ def _is_number_or_none(value: Any) -> bool:
 
 
 def _is_optim(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(value.get(k), dict) for k in ("generator", "discriminator"))
+    """A GAN run's two optimiser states (a table per network), or another task's one state (a table)."""
+    if not isinstance(value, dict):
+        return False
+    networks = [k for k in ("generator", "discriminator") if k in value]
+    return all(isinstance(value[k], dict) for k in networks) and (len(networks) in (0, 2))
 
 
 #: Keys of a checkpoint's state that gankit reads: (check, what a good value is).
@@ -92,7 +96,7 @@ STATE_KEYS: dict[str, tuple[Any, str]] = {
     "d_step_count": (_is_count, "a non-negative integer"),
     "skips": (_is_count, "a non-negative integer"),
     "best_value": (_is_number_or_none, "a number or null"),
-    "optim": (_is_optim, "a table with the 'generator' and 'discriminator' optimiser states"),
+    "optim": (_is_optim, "a table of optimiser state (a GAN's: 'generator' and 'discriminator' tables)"),
     "balance": (lambda v: v is None or isinstance(v, dict), "a table or null"),
     "tricks": (lambda v: v is None or (isinstance(v, list) and all(x is None or isinstance(x, dict | list) for x in v)),
                "a list of tables or nulls"),

@@ -154,7 +154,7 @@ def test_model_mistakes_are_clear_errors(trained: Path, photos: dict[str, Path],
 def test_a_gan_run_is_not_a_stylizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from gankit.checkpoint import Checkpoint, save_checkpoint
 
-    ckpt = Checkpoint(state={"recipe": "", "step": 1})
+    ckpt = Checkpoint(state={"recipe": "", "step": 1, "exported": True})  # what a GAN export holds
     save_checkpoint(tmp_path / "generator.safetensors", ckpt)
     assert main(["stylize", "--model", str(tmp_path / "generator.safetensors"), "--content", "x.png"]) == 1
     assert "is not a fast-style stylizer" in capsys.readouterr().err
@@ -186,7 +186,7 @@ def test_a_missing_photo_folder_leaves_no_run_folder(photos: dict[str, Path], tm
     args = ["train", "fast-style", *_sets(_settings(photos, f"data.path={tmp_path / 'nowhere'}")),
             "--out", str(tmp_path / "run"), "-q"]
     assert main(args) == 1
-    assert "nowhere' does not exist. Point data.path at a folder of images" in capsys.readouterr().err
+    assert "nowhere' does not exist. Point it at a folder of images, e.g. --set data.path=" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -224,7 +224,7 @@ WRITERS = {
     "sample --video": ["sample", "{run}", "--video", "{tmp}/out/walk.gif", "--seconds", "0.5", "--fps", "6"],
     "schema": ["schema", "-o", "{tmp}/out/s.json"],
     "stylize": ["stylize", "--content", "{png}", "--style", "{png}", "-o", "{tmp}/out/s.png", "--weights", "random",
-                "--size", "16", "--steps", "1", "--quiet"],
+                "--size", "32", "--steps", "1", "--quiet"],
     "data stats": ["data", "stats", "dcgan-digits", "-o", "{tmp}/out/s.npz", "-n", "8", "--set", "features=digits",
                    "-q"],
     "weights": ["weights", "vgg16", "--convert", "{vgg}", "-o", "{tmp}/out/w.safetensors"],
