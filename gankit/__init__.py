@@ -54,6 +54,7 @@ _LAZY: dict[str, str] = {
     "DataSource": "gankit.protocols",
     "Trick": "gankit.protocols",
     "Metric": "gankit.protocols",
+    "Logger": "gankit.protocols",
 }
 
 __all__ = [
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         Discriminator,
         Generator,
         ImageLoss,
+        Logger,
         Loss,
         Metric,
         Regularizer,

@@ -67,7 +67,8 @@ def gankit_register_parts(register: Register) -> None:
 
     - ``kind``: one of ``gankit.registry.KINDS`` (``"generator"``,
       ``"discriminator"``, ``"loss"``, ``"schedule"``, ``"balance"``,
-      ``"trick"``, ``"data"``, ``"metric"``, ``"encoder"``, ``"optimizer"``, ``"stylizer"``).
+      ``"trick"``, ``"data"``, ``"metric"``, ``"encoder"``, ``"optimizer"``,
+      ``"stylizer"``, ``"logger"``).
     - ``name``: ``"<namespace>.<name>"`` for a plugin, in lower case with
       ``-`` between words (``"pacgan.packed"``).
     - ``factory``: a callable (often a class) called as
@@ -95,6 +96,12 @@ def gankit_register_parts(register: Register) -> None:
                       (``"generator"``/``"discriminator"``) → a
                       ``torch.optim.Optimizer``; its param groups' ``lr`` is the
                       base rate the schedule multiplies
+      logger          ``run_dir`` (the run folder), ``log_dir`` (a folder of its
+                      own inside it, not yet created), ``recipe`` (the resolved
+                      :class:`gankit.Recipe`), ``start_step`` (0, or the step a
+                      resumed run continues from) → a
+                      :class:`gankit.protocols.Logger`; built on the process that
+                      writes the run folder only
       ==============  ==========================================================
 
       Factories must accept unknown context keywords (``**context``) so that

@@ -13,4 +13,5 @@ KINDS: tuple[str, ...] = (
     "encoder",
     "optimizer",
     "stylizer",
+    "logger",
 )

@@ -27,7 +27,11 @@ class Generator(Protocol):
     - ``mapping(z[, labels]) -> w`` and ``synthesis(w) -> images`` (a mapping
       network, as in StyleGAN), with ``w_avg``, the tracked average ``w``: then
       sampling can truncate (``truncation=psi``) and the ``path-length``
-      regulariser works in ``w`` space.
+      regulariser works in ``w`` space; ``gankit project`` optimises ``w``.
+    - ``noise_buffers() -> list[Tensor]``: the per-pixel noise inputs the
+      synthesis adds (StyleGAN's), as buffers it reads on every call;
+      ``gankit project`` optimises them too, with StyleGAN2's noise
+      regularisation.
     """
 
     latent_dim: int
@@ -42,6 +46,11 @@ class Discriminator(Protocol):
     """An ``nn.Module`` mapping a batch of samples (or a multi-scale list) to one logit per sample, shape ``(N,)``.
 
     With ``num_classes: int`` > 0 it is *conditional*, called as ``discriminator(x, labels)``.
+
+    Optional: ``input_blocks() -> list[nn.Module]``, its blocks in the order an
+    input passes through them (the first reads the image), for the
+    ``freeze-d`` trick. Without it, every layer with a weight matrix or kernel
+    starts a block, in the order the layers were registered.
     """
 
     def __call__(self, x: Any) -> Tensor: ...
@@ -212,3 +221,22 @@ class Metric(Protocol):
     """Scores a generator: returns a dict of named numbers (JSON-serialisable)."""
 
     def __call__(self, generator: Any, data: Any, *, device: Any, seed: int) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """Receives what a training run logs, besides metrics.jsonl (which stays the record): a dashboard, a tracker.
+
+    ``log(record)`` gets every record the trainer writes to metrics.jsonl, as
+    the same dict: losses, learning rates and trick values at logging steps
+    (``{"step": ..., "d_loss": ...}``), skip events (``"event": "skip"``) and
+    metric evaluations (``"event": "metrics"``, keys ``"<metric>.<key>"``).
+
+    Optional members: ``image(step, name, picture)`` with a sample grid as a
+    ``uint8`` array ``(H, W, C)``, and ``close()`` at the end of the run.
+
+    A logger that raises is warned about once and dropped for the rest of the
+    run; training never stops for a logger.
+    """
+
+    def log(self, record: dict[str, Any]) -> None: ...

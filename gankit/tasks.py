@@ -50,6 +50,11 @@ class GanRunSettings(Params):
         "first steps, keep the fastest, re-check when steps slow down (an explicit OMP_NUM_THREADS wins). "
         "Unset (null): torch's own default.",
     )
+    init_from: str | None = Field(
+        None, min_length=1,
+        description="Fine-tune: start the networks from this run folder or checkpoint (optimisers start fresh; "
+                    "the recipe must build the same networks).",
+    )
 
     @field_validator("threads")
     @classmethod
@@ -122,6 +127,8 @@ GAN = TaskSchema(
         "balance": PartSlot("balance", default="always", doc="Which network trains at each step."),
         "tricks": PartListSlot("trick", doc="Training tricks (EMA, progressive growing, ...)."),
         "metrics": PartListSlot("metric", doc="Metrics computed during training."),
+        "loggers": PartListSlot("logger", doc="Where records, sample grids and metrics also go, besides "
+                                              "metrics.jsonl (TensorBoard, a tracker from a plugin)."),
     },
 )
 

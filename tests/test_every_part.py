@@ -72,6 +72,8 @@ CASES: dict[tuple[str, str], str] = {
     ("balance", "discriminator-skip"): POINTS + '[balance]\ntype = "discriminator-skip"\nthreshold = 5.0\n',
     ("balance", "adaptive"): POINTS + '[balance]\ntype = "adaptive"\n',
     ("trick", "ema"): IMAGES + '[[tricks]]\ntype = "ema"\n',
+    ("trick", "freeze-d"): IMAGES + '[[tricks]]\ntype = "freeze-d"\nblocks = 1\n',
+    ("logger", "tensorboard"): IMAGES + '[[loggers]]\ntype = "tensorboard"\n',
     ("data", "ring"): POINTS,
     ("data", "grid"): POINTS.replace('type = "ring"', 'type = "grid"'),
     ("data", "digits"): IMAGES,
@@ -88,7 +90,7 @@ CASES: dict[tuple[str, str], str] = {
     + '[[metrics]]\ntype = "stacked-digits"\nsamples = 64\n',
 }
 
-GAN_KINDS = ("generator", "discriminator", "schedule", "balance", "trick", "data", "metric", "optimizer")
+GAN_KINDS = ("generator", "discriminator", "schedule", "balance", "trick", "data", "metric", "optimizer", "logger")
 
 
 def test_every_registered_gan_part_has_a_case() -> None:

@@ -220,6 +220,8 @@ WRITERS = {
     "train --resume": ["train", "--resume", "{copy}", "--steps", "3", "--quiet"],
     "sample": ["sample", "{run}", "-n", "4", "-o", "{tmp}/out/a.png"],
     "report": ["report", "{run}", "-o", "{tmp}/out/r.html"],
+    "export": ["export", "{run}", "{tmp}/out/shared"],
+    "sample --video": ["sample", "{run}", "--video", "{tmp}/out/walk.gif", "--seconds", "0.5", "--fps", "6"],
     "schema": ["schema", "-o", "{tmp}/out/s.json"],
     "stylize": ["stylize", "--content", "{png}", "--style", "{png}", "-o", "{tmp}/out/s.png", "--weights", "random",
                 "--size", "32", "--steps", "1", "--quiet"],
@@ -327,6 +329,10 @@ HOSTILE: dict[str, list[tuple[list[str], str]]] = {
         (["{tiny}", "-o", "{tmp}/a.png"], r"tiny\.toml: garbage header"),
         (["{run}", "-n", "0"], "-n 0: must be a positive number"),
         (["{run}", "--seed", "-99999999999999999999"], "--seed -99999999999999999999: must be a 64-bit integer"),
+        (["{run}", "--video", "{tmp}/v.avi"], "gankit writes videos as .gif or .mp4"),
+        (["{run}", "--video", "{tmp}/v.gif", "--seconds", "99999999"], "--seconds must be in"),
+        (["{run}", "--latent", "{file}"], "not a safetensors file"),
+        (["{run}", "--latent", "{missing}"], "no such file"),
     ],
     "eval": [
         (["{run}", "--metric", "nope"], "unknown metric 'nope'"),
@@ -337,6 +343,23 @@ HOSTILE: dict[str, list[tuple[list[str], str]]] = {
     "report": [
         (["{missing}"], "missing: no such run folder"),
         (["{tmp}"], "no metrics.jsonl"),
+    ],
+    "export": [
+        (["{missing}", "{tmp}/x"], "no such run folder or checkpoint file"),
+        (["{corrupt}", "{tmp}/x"], r"corrupt\.safetensors: truncated file"),
+        (["{run}", "{file}"], "is a file; name a new folder"),
+        (["{run}", "{tmp}"], "the folder is not empty"),
+        (["{run}"], "name the folder to export into"),
+        (["{run}", "--push", "not a name"], "--push not a name: name the model as owner/name"),
+        (["{run}", "{tmp}/x", "--samples", "0"], "--samples 0: must be positive"),
+    ],
+    "project": [
+        (["{run}", "{missing}"], "missing: no such image file"),
+        (["{missing}", "{png}"], "no such run folder or checkpoint file"),
+        (["{run}", "{png}"], "projection works on image generators"),
+        (["{run}", "{png}", "--steps", "0"], "--steps 0: a projection needs at least one step"),
+        (["{run}", "{png}", "--video", "{tmp}/v.avi"], "gankit writes videos as .gif or .mp4"),
+        (["{run}", "{png}", "-o", "{dir}"], "is a folder"),
     ],
     "stylize": [
         (["--content", "{missing}", "--style", "{png}"], "content image .*missing: no such file"),

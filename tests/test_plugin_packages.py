@@ -35,6 +35,7 @@ PLUGINS = {
     "gankit-pacgan": ("gankit_pacgan", "pacgan", ("discriminator", "pacgan.packed")),
     "gankit-diffaugment": ("gankit_diffaugment", "diffaugment", ("trick", "diffaugment.augment")),
     "gankit-extras": ("gankit_extras", "extras", ("optimizer", "extras.lion")),
+    "gankit-wandb": ("gankit_wandb", "wandb", ("logger", "wandb.logger")),
 }
 
 

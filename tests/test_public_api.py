@@ -29,6 +29,7 @@ FROZEN = frozenset(
         "Generator",
         "ImageLoss",
         "KINDS",
+        "Logger",
         "Loss",
         "Metric",
         "NoParams",

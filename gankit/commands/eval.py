@@ -108,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
             raise GankitError(f"--best: {best} does not exist (the run needs run.best_metric and [[metrics]])")
         source = best
     loaded = load_generator(source, device=device, ema=not args.no_ema)
+    if loaded.recipe is None:
+        raise GankitError(
+            f"{args.source}: a shared model whose recipe names parts not installed here; evaluating needs the "
+            "run's data source: install them, or evaluate the run folder"
+        )
     part, params = metric_params(loaded.recipe, args.metric, list(args.overrides), args.n)
     metric = part.build(params)
     data = loaded.recipe["data"].build(seed=loaded.recipe.run.seed)

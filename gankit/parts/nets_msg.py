@@ -177,6 +177,13 @@ class MsgDiscriminator(nn.Module):
             )
         return images
 
+    def input_blocks(self) -> list[nn.Module]:
+        """Blocks from the full-resolution image on (for ``freeze-d``), each with the merge of its scale's image."""
+        first = nn.ModuleList([self.from_image, self.blocks[-1]])
+        middle = [nn.ModuleList([self.combine[level], self.blocks[level - 1]])
+                  for level in range(self.levels - 1, 0, -1)]
+        return [first, *middle, nn.ModuleList([self.combine[0], self.head])]
+
     def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
         """A full-resolution batch ``(N, C, S, S)`` or one batch per scale, 4x4 first → logits ``(N,)``."""
         images = self.scales(x)

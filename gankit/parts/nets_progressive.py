@@ -140,6 +140,13 @@ class ProgressiveDiscriminator(GrowingNetwork):
         group = params.minibatch_std_group if params.minibatch_std else None
         self.head = DiscriminatorHead(widths[0], widths[0], minibatch_group=group, equalized=eq)
 
+    def input_blocks(self) -> list[nn.Module]:
+        """Blocks from the full-resolution image on (for ``freeze-d``): from-image with the top block, ..., the head."""
+        if self.levels == 0:
+            return [self.from_image[0], self.head]
+        first = nn.ModuleList([self.from_image[self.levels], self.blocks[self.levels - 1]])
+        return [first, *(self.blocks[i] for i in range(self.levels - 2, -1, -1)), self.head]
+
     def forward(self, x: Tensor) -> Tensor:
         """Images ``(N, C, r, r)`` at the current resolution ``r`` → logits ``(N,)``."""
         level = self.level

@@ -16,12 +16,18 @@ from gankit.recipe import Recipe
 
 @dataclass
 class LoadedGenerator:
-    """A generator rebuilt from a checkpoint, with the recipe it was trained with."""
+    """A generator rebuilt from a checkpoint or a shared folder, with what it was trained with.
+
+    ``recipe`` is the whole recipe of the run; it is None for a shared
+    folder whose recipe names parts that are not installed here (the
+    generator's own part is). ``shape`` is one sample's shape, the data's.
+    """
 
     generator: nn.Module
-    recipe: Recipe
+    recipe: Recipe | None
     step: int
     source: Path
+    shape: tuple[int, ...] = ()
 
     @property
     def latent_dim(self) -> int:
@@ -51,18 +57,26 @@ def _sample_shape(ckpt_state: dict[str, Any], recipe: Recipe) -> tuple[int, ...]
 
 
 def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema: bool = True) -> LoadedGenerator:
-    """Rebuild the generator of a run folder, a checkpoint, or an exported ``generator.safetensors``.
+    """Rebuild the generator of a run folder, a checkpoint, an exported ``generator.safetensors``, or a shared model.
 
+    A shared model is a folder written by ``gankit export`` (``config.json``
+    and ``model.safetensors``), or ``"hf://owner/name"`` on the Hugging Face
+    Hub (downloaded into the Hub's cache; needs ``pip install 'gankit[hub]'``).
     With ``ema`` (the default) the moving-average weights are used when the run had the ``ema`` trick.
     A run folder's newest damaged checkpoint is skipped with a warning (the previous one is used).
     Before the generator is built, the recipe's generator is built on the meta device and checked
     against the file's tensors and against the memory available, so a crafted recipe never
     allocates more than the file holds.
     """
+    from gankit import sharing
     from gankit.devices import resolve_device
     from gankit.resources import build_on_meta, check_memory, check_weights_fit, estimate_sampling_memory
     from gankit.training.resuming import recipe_from_checkpoint
 
+    if sharing.is_hub_reference(path):
+        path = sharing.download(str(path))
+    if sharing.is_export(path):
+        return sharing.load_export(path, device=device)
     target = resolve_device(device)
     file, ckpt = load_source(path)
     recipe = recipe_from_checkpoint(ckpt.state, str(file))
@@ -86,7 +100,7 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
     except RuntimeError as error:
         raise GankitError(f"{file}: weights do not fit the recipe's generator: {error}") from error
     generator.to(target).eval()
-    return LoadedGenerator(generator, recipe, int(ckpt.state.get("step", 0)), file)
+    return LoadedGenerator(generator, recipe, int(ckpt.state.get("step", 0)), file, shape)
 
 
 def _module(generator: Any) -> nn.Module:
@@ -147,3 +161,22 @@ def interpolate(generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     latents = slerp(start, end, t).reshape(rows * steps, latent_dim)
     return sample(module, rows * steps, latents=latents)
+
+
+def walk_latents(latent_dim: int, frames: int, *, paths: int = 1, keys: int = 3, seed: int = 0) -> torch.Tensor:
+    """Latents of ``paths`` closed walks through the latent space, ``frames`` points each: ``(frames, paths, dim)``.
+
+    Each walk passes through ``keys`` random latents and back to the first
+    (spherical interpolation between them, at an even pace), so a video of it
+    loops without a jump. Three keys at least: with two, the way back would
+    retrace the way there.
+    """
+    if frames < 1 or paths < 1 or keys < 3:
+        raise GankitError("a latent walk needs at least 1 frame, 1 path and 3 key latents")
+    rng = torch.Generator().manual_seed(seed)
+    points = torch.randn(keys, paths, latent_dim, generator=rng)
+    position = torch.arange(frames, dtype=torch.float64) * keys / frames
+    index = position.floor().long()
+    t = (position - index).float().view(frames, 1, 1)
+    start, end = points[index], points[(index + 1) % keys]
+    return slerp(start, end, t)

@@ -32,10 +32,12 @@ METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_FILE = "generator.safetensors"
+LOGS_DIR = "logs"
 
 #: What a run writes, relative to its folder: replaced when a marked folder without checkpoints is reused.
-RUN_FILES = (RECIPE_FILE, METRICS_FILE, EXPORT_FILE, "report.html", "stylizer.safetensors", "style.png")
-RUN_DIRS = (SAMPLES_DIR, CHECKPOINT_DIR)
+RUN_FILES = (RECIPE_FILE, METRICS_FILE, EXPORT_FILE, "report.html", "samples-over-time.gif", "stylizer.safetensors",
+             "style.png")
+RUN_DIRS = (SAMPLES_DIR, CHECKPOINT_DIR, LOGS_DIR)
 
 
 class RunFolderBusyError(GankitError):

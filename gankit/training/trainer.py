@@ -15,7 +15,6 @@ logging steps, unless the balance policy needs them every step.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -40,8 +39,10 @@ from gankit.training import distributed
 from gankit.training.batches import Batches, RandomStreams
 from gankit.training.context import TrainingContext
 from gankit.training.events import TrickHooks
+from gankit.training.finetune import init_networks
 from gankit.training.game import GanGame, Networks
-from gankit.training.run_folder import EXPORT_FILE, METRICS_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
+from gankit.training.run_folder import EXPORT_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
+from gankit.training.run_log import RunLog
 from gankit.training.signals import StopRequest
 from gankit.training.state import (
     Counters,
@@ -114,6 +115,7 @@ class Trainer:
         self._thread_choices: list[Choice] = []
         self.counters = Counters()
         self.stop = StopRequest()
+        self.run_log: RunLog | None = None
         self._build()
 
     @property
@@ -139,6 +141,8 @@ class Trainer:
         check_training_resources(recipe, shape, self.device, num_classes=num_classes)  # issue 19: before any build
         generator: nn.Module = recipe["generator"].build(shape=shape, num_classes=num_classes).to(self.device)
         discriminator: nn.Module = recipe["discriminator"].build(shape=shape, num_classes=num_classes).to(self.device)
+        if s.init_from is not None and not RunFolder(self.run_dir).has_checkpoints():  # not when resuming
+            init_networks(s.init_from, recipe, generator, discriminator)
         if s.channels_last and len(shape) == 3:
             generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             discriminator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -406,7 +410,11 @@ class Trainer:
             else:
                 samples = generator(self.fixed_latents, self.fixed_labels)
         path = self.run_dir / SAMPLES_DIR / f"step-{self.step:08d}.png"
-        return save_picture(samples_picture(samples), path)
+        picture = samples_picture(samples)
+        save_picture(picture, path)
+        if self.run_log is not None:
+            self.run_log.picture(self.step, "samples", picture)
+        return path
 
     def checkpoint(self) -> Path:
         """Write a checkpoint of the current step, only when the losses and the weights are finite.
@@ -597,15 +605,16 @@ class Trainer:
                                   "reason": choice.reason,
                                   "seconds": {str(n): round(t, 6) for n, t in sorted(choice.seconds.items())}})
 
-    def _metrics_file(self) -> contextlib.AbstractContextManager[Any]:
+    def _metrics_file(self) -> contextlib.AbstractContextManager[RunLog | None]:
+        """metrics.jsonl and the recipe's loggers (rank 0), where every record and sample grid goes."""
         if not self.dist.is_main:
             return contextlib.nullcontext(None)
-        return open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")
+        self.run_log = RunLog(self.run_dir, self.recipe, start_step=self.step)
+        return self.run_log
 
-    def _write(self, metrics: Any, record: dict[str, Any]) -> None:
+    def _write(self, metrics: RunLog | None, record: dict[str, Any]) -> None:
         if metrics is not None:
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
+            metrics.write(record)
 
     def _loop(self, total: int, metrics: Any, progress: Progress) -> None:
         s = self.settings
