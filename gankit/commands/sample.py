@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a latent interpolation: rows of --steps pictures between two random points")
     parser.add_argument("--steps", type=int, default=10, help="pictures per interpolation row")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not its moving average")
+    parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                        help="pull samples towards the average w (0: the average image, 1: none); for generators "
+                        "with a mapping network (stylegan2)")
     parser.add_argument("--device", default="cpu", help="device to sample on (default cpu)")
 
 
@@ -32,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_generator(args.source, device=args.device, ema=not args.no_ema)
     if args.interpolate:
         rows = max(1, args.n // args.steps)
-        images = interpolate(loaded, args.steps, rows=rows, seed=args.seed)
+        images = interpolate(loaded, args.steps, rows=rows, seed=args.seed, truncation=args.truncation)
         picture = samples_picture(images, columns=args.steps)
     else:
-        picture = samples_picture(sample(loaded, args.n, seed=args.seed))
+        picture = samples_picture(sample(loaded, args.n, seed=args.seed, truncation=args.truncation))
     path = save_picture(picture, args.output)
     print(f"wrote {path} (step {loaded.step} of {loaded.source})")
     return 0

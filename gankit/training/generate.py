@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -58,9 +59,41 @@ def _module(generator: Any) -> nn.Module:
     return module
 
 
+def truncated(generator: Any, latents: torch.Tensor, psi: float) -> Any:
+    """Images of ``latents`` with their ``w`` pulled towards the average: ``w_avg + psi * (w - w_avg)``.
+
+    ``psi = 1`` leaves ``w`` as it is, ``psi = 0`` gives the average image,
+    values in between trade variety for typical samples (the truncation
+    trick). Needs a generator with a mapping network: ``mapping``,
+    ``synthesis`` and ``w_avg`` (see :class:`gankit.protocols.Generator`).
+    """
+    module = _module(generator)
+    mapping, synthesis = getattr(module, "mapping", None), getattr(module, "synthesis", None)
+    w_avg = getattr(module, "w_avg", None)
+    if not (callable(mapping) and callable(synthesis) and isinstance(w_avg, torch.Tensor)):
+        name = (f"generator {generator.recipe['generator'].name!r}" if isinstance(generator, LoadedGenerator)
+                else f"{type(module).__name__}")
+        raise GankitError(
+            f"truncation needs a generator with a mapping network (mapping, synthesis and w_avg, as 'stylegan2' "
+            f"has); {name} has none: sample without truncation"
+        )
+    if not math.isfinite(psi):
+        raise GankitError(f"truncation = {psi}: give a finite number (0: the average image, 1: no truncation)")
+    w = mapping(latents)
+    if psi != 1.0:
+        w = w_avg.to(w.dtype) + psi * (w - w_avg.to(w.dtype))
+    return synthesis(w)
+
+
 @torch.no_grad()
-def sample(generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | None = None) -> Any:
-    """``n`` samples from a generator (or a :class:`LoadedGenerator`) with seeded latents."""
+def sample(
+    generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | None = None, truncation: float | None = None
+) -> Any:
+    """``n`` samples from a generator (or a :class:`LoadedGenerator`) with seeded latents.
+
+    ``truncation`` (psi) pulls every sample towards the average one, for
+    generators with a mapping network (see :func:`truncated`).
+    """
     module = _module(generator)
     device = next(module.parameters()).device
     latent_dim = int(cast(int, module.latent_dim))
@@ -68,9 +101,12 @@ def sample(generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | Non
         latents = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
     was_training = module.training
     module.eval()
-    out = module(latents.to(device))
-    module.train(was_training)
-    return out
+    try:
+        if truncation is None:
+            return module(latents.to(device))
+        return truncated(generator, latents.to(device), float(truncation))
+    finally:
+        module.train(was_training)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -83,7 +119,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolate(generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0) -> Any:
+def interpolate(
+    generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0, truncation: float | None = None
+) -> Any:
     """``rows`` strips of ``steps`` samples each, walking the latent space between two random points."""
     module = _module(generator)
     latent_dim = int(cast(int, module.latent_dim))
@@ -92,4 +130,4 @@ def interpolate(generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0
     end = torch.randn(rows, 1, latent_dim, generator=rng)
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     latents = slerp(start, end, t).reshape(rows * steps, latent_dim)
-    return sample(module, rows * steps, latents=latents)
+    return sample(generator, rows * steps, latents=latents, truncation=truncation)
