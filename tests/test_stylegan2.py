@@ -291,3 +291,13 @@ def test_w_avg_path_length_mean_and_ada_p_resume_bit_exactly(tmp_path: Path) -> 
         assert torch.equal(value, b.group("generator")[key]), key
     for key, value in a.group("discriminator").items():
         assert torch.equal(value, b.group("discriminator")[key]), key
+
+
+def test_the_parts_pass_gankits_own_part_checks() -> None:
+    from gankit.testing import check_part
+
+    check_part("generator", "stylegan2", SMALL_G, shape=(1, 8, 8))
+    check_part("discriminator", "stylegan2", SMALL_D, shape=(3, 16, 16))
+    check_part("generator", "r3gan", {"width": 16, "max_width": 16, "latent_dim": 8}, shape=(1, 8, 8))
+    check_part("discriminator", "r3gan", {"width": 16, "max_width": 16}, shape=(1, 8, 8))
+    check_part("trick", "ada", {"p": 0.5})

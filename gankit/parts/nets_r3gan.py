@@ -153,6 +153,13 @@ def _classes(condition: str, num_classes: Any, part: str) -> int:
 class R3GANGenerator(nn.Module):
     """R3GAN's generator: z → learned basis at the base grid → stages of residual blocks, upsampling → 1x1 to image.
 
+    Each stage has ``blocks`` inverted bottlenecks (1x1 widening by
+    ``expansion``, grouped 3x3 with ``group_channels`` per group, 1x1
+    narrowing; leaky ReLUs with biases; no normalisation), initialised so that
+    every block starts as the identity. Widths are ``width`` at the image's
+    resolution, doubling as it halves, up to ``max_width``. Train it with
+    ``rpgan``, ``r1`` and ``r2``.
+
     The output is linear (no tanh), as in the paper; pictures clamp it.
     With ``condition = "embedding"`` it is called as ``generator(z, labels)``.
     """
@@ -220,6 +227,10 @@ class _Downsample(nn.Module):
 
 class R3GANDiscriminator(nn.Module):
     """R3GAN's discriminator: 1x1 from the image → stages of residual blocks, downsampling → basis → logit.
+
+    The generator's mirror image (same blocks, widths and initialisation),
+    ending with a depthwise convolution over the whole base grid and a linear
+    layer.
 
     With ``condition = "projection"`` the last layer gives a vector that is
     projected on a learned embedding of the label; called as

@@ -169,7 +169,7 @@ class MappingNetwork(nn.Module):
         x = self.layers(x)
         if self.w_avg_decay is not None and self.training:
             with torch.no_grad():
-                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_decay))
+                self.w_avg.copy_(x.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_decay))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
         return x
@@ -315,7 +315,19 @@ class SynthesisNetwork(nn.Module):
 
 
 class StyleGAN2Generator(nn.Module):
-    """StyleGAN2's generator: ``synthesis(mapping(z))``; see the module's docstring.
+    """StyleGAN2's generator: a mapping network z → w, and a synthesis network of modulated convolutions.
+
+    The mapping network (``mapping_layers`` dense layers, learning-rate
+    multiplier ``mapping_lr``) gives one ``w`` per layer; each 3x3
+    convolution of the synthesis network is modulated by a style (an affine
+    map of its ``w``) and demodulated (unit-variance inputs stay at unit
+    variance), per-pixel noise of learned strength adds detail (fixed noise
+    in evaluation mode), and every resolution adds its own toRGB output to
+    the upsampled image below ("skip" architecture), from a learned constant
+    at the base grid. Channels are ``channel_base / side`` capped by
+    ``channel_max``; every layer has an equalised learning rate. The tracked
+    average ``w`` (``w_avg``, moved by ``1 - w_avg_decay`` per training
+    batch) is what truncation pulls towards.
 
     Members beyond the :class:`gankit.protocols.Generator` protocol:
     ``mapping(z[, labels]) -> w`` ``(N, num_ws, w_dim)``, ``synthesis(w) ->
@@ -375,7 +387,15 @@ class DiscriminatorBlock(nn.Module):
 
 
 class StyleGAN2Discriminator(nn.Module):
-    """StyleGAN2's residual discriminator; see the module's docstring.
+    """StyleGAN2's residual discriminator: blocks halving the resolution, minibatch std, dense layers.
+
+    Each block has two 3x3 convolutions (the second halving the resolution
+    through the binomial filter) and a 1x1 shortcut, each branch scaled by
+    ``sqrt(1/2)``; at the base grid, minibatch standard deviation
+    (``minibatch_std_group``, ``minibatch_std_channels``), a 3x3
+    convolution, a dense layer and the output. Channels are ``channel_base /
+    side`` capped by ``channel_max``; every layer has an equalised learning
+    rate.
 
     With ``condition = "projection"`` it is called as ``discriminator(x,
     labels)``: a mapping network turns the label into a vector ``c`` and the

@@ -1,21 +1,4 @@
-"""The ``ada`` trick: adaptive discriminator augmentation (Karras et al. 2020, "Training GANs with limited data").
-
-Every image the discriminator sees, real or generated, in every phase, goes
-through the differentiable pipeline of :mod:`gankit.nn.augment`, each
-augmentation applied with probability ``p``. With few training images the
-discriminator overfits: it grows sure that every real image is real. ADA
-measures that with ``r_t = E[sign(D(real))]`` (the fraction of real images
-judged real, rescaled to [-1, 1]) over the last ``interval`` steps, on every
-process, and moves ``p`` up when ``r_t`` is above ``target`` and down when
-below, by ``batch * interval / speed_images`` per adjustment (so ``p`` can go
-from 0 to 1 in ``speed_images`` images), kept within [0, 1]. Augmenting more
-makes the discriminator's task harder and ``r_t`` falls back.
-
-``p`` and ``r_t`` are logged in metrics.jsonl (``ada_p``, ``ada_rt``); ``p``
-and the partial sums of the current interval are saved in checkpoints, so a
-resumed run continues exactly. With ``adaptive = false``, ``p`` stays at
-its initial value (fixed augmentation).
-"""
+"""The ``ada`` trick: adaptive discriminator augmentation (Karras et al. 2020, "Training GANs with limited data")."""
 
 from __future__ import annotations
 
@@ -58,7 +41,30 @@ class AdaParams(Params):
 
 
 class AdaTrick:
-    """Adaptive discriminator augmentation; see the module's docstring."""
+    """Adaptive discriminator augmentation: what the discriminator sees is augmented, more when it overfits.
+
+    Every image the discriminator sees, real or generated, in every phase, goes
+    through the differentiable pipeline of :mod:`gankit.nn.augment`, each
+    augmentation applied with probability ``p``. With few training images the
+    discriminator overfits: it grows sure that every real image is real. ADA
+    measures that with ``r_t = E[sign(D(real))]`` (the fraction of real images
+    judged real, rescaled to [-1, 1]) over the last ``interval`` steps, on every
+    process, and moves ``p`` up when ``r_t`` is above ``target`` and down when
+    below, by ``batch * interval / speed_images`` per adjustment (so ``p`` can go
+    from 0 to 1 in ``speed_images`` images), kept within [0, 1]. Augmenting more
+    makes the discriminator's task harder and ``r_t`` falls back.
+
+    The heuristic needs logits whose sign says real or generated (the
+    ``non-saturating``, ``bce``, ``hinge`` losses...). Relativistic losses
+    (``rpgan``, ``ragan``) only compare real with generated logits, whose
+    sign then means nothing: use ``adaptive = false`` and a fixed ``p`` with
+    them, as R3GAN does.
+
+    ``p`` and ``r_t`` are logged in metrics.jsonl (``ada_p``, ``ada_rt``); ``p``
+    and the partial sums of the current interval are saved in checkpoints, so a
+    resumed run continues exactly. With ``adaptive = false``, ``p`` stays at
+    its initial value (fixed augmentation).
+    """
 
     def __init__(self, params: AdaParams, **context: Any) -> None:
         self.params = params

@@ -1,23 +1,4 @@
-"""The ``style-mixing`` trick: mixing regularisation (Karras et al. 2019, StyleGAN; kept in StyleGAN2).
-
-With probability ``probability``, a training batch's per-layer latents
-``w`` (the mapping network's output, ``(N, num_ws, w_dim)``) are cut at a
-random layer: the layers from the cut on take the ``w`` of a second, fresh
-latent batch (with the same labels). The generator cannot then rely on
-neighbouring layers' styles being correlated, which localises what each
-style controls. It applies in every training call of the generator (both
-phases and the path-length regulariser), never when sampling (the generator
-is then in evaluation mode).
-
-It works with any generator whose ``mapping`` is an ``nn.Module`` returning
-per-layer latents ``(N, num_ws, w_dim)`` with ``num_ws >= 2`` (the
-``stylegan2`` generator, or a plugin's), through a forward hook on that
-module: the mixing happens inside the generator's forward pass, so it works
-under DistributedDataParallel and whichever part calls the mapping network.
-The second pass leaves the mapping network's buffers (the tracked ``w_avg``)
-as they were, as in the reference implementation. Random draws use torch's
-global generator, which checkpoints save.
-"""
+"""The ``style-mixing`` trick: mixing regularisation (Karras et al. 2019, StyleGAN; kept in StyleGAN2)."""
 
 from __future__ import annotations
 
@@ -44,7 +25,23 @@ class StyleMixingParams(Params):
 class StyleMixingTrick:
     """Mixing regularisation: a random cut in the per-layer latents, after which a second latent's styles rule.
 
-    See the module's docstring for what it needs from the generator.
+    With probability ``probability``, a training batch's per-layer latents
+    ``w`` (the mapping network's output, ``(N, num_ws, w_dim)``) are cut at a
+    random layer: the layers from the cut on take the ``w`` of a second, fresh
+    latent batch (with the same labels). The generator cannot then rely on
+    neighbouring layers' styles being correlated, which localises what each
+    style controls. It applies in every training call of the generator (both
+    phases and the path-length regulariser), never when sampling (the generator
+    is then in evaluation mode).
+
+    It works with any generator whose ``mapping`` is an ``nn.Module`` returning
+    per-layer latents ``(N, num_ws, w_dim)`` with ``num_ws >= 2`` (the
+    ``stylegan2`` generator, or a plugin's), through a forward hook on that
+    module: the mixing happens inside the generator's forward pass, so it works
+    under DistributedDataParallel and whichever part calls the mapping network.
+    The second pass leaves the mapping network's buffers (the tracked ``w_avg``)
+    as they were, as in the reference implementation. Random draws use torch's
+    global generator, which checkpoints save.
     """
 
     def __init__(self, params: StyleMixingParams, **context: Any) -> None:
