@@ -37,6 +37,41 @@ stabilise_images = 8
 
 MULTI_SCALE = IMAGES.replace('type = "dcgan"', 'type = "msg"')
 
+STYLEGAN2 = RUN + """
+[data]
+type = "digits"
+resolution = 8
+[generator]
+type = "stylegan2"
+latent_dim = 8
+w_dim = 8
+mapping_layers = 2
+channel_base = 32
+channel_max = 8
+[discriminator]
+type = "stylegan2"
+channel_base = 32
+channel_max = 8
+"""
+
+R3GAN = RUN + """
+[data]
+type = "digits"
+resolution = 8
+[generator]
+type = "r3gan"
+latent_dim = 8
+width = 16
+max_width = 16
+[discriminator]
+type = "r3gan"
+width = 16
+max_width = 16
+blocks = 1
+[loss]
+type = "rpgan"
+"""
+
 #: (kind, name) → recipe text that uses the part. Adding a part means adding a line here.
 CASES: dict[tuple[str, str], str] = {
     ("generator", "mlp"): POINTS,
@@ -74,6 +109,13 @@ CASES: dict[tuple[str, str], str] = {
     ("trick", "ema"): IMAGES + '[[tricks]]\ntype = "ema"\n',
     ("trick", "freeze-d"): IMAGES + '[[tricks]]\ntype = "freeze-d"\nblocks = 1\n',
     ("logger", "tensorboard"): IMAGES + '[[loggers]]\ntype = "tensorboard"\n',
+    ("generator", "stylegan2"): STYLEGAN2 + '[[tricks]]\ntype = "ema"\nhalf_life_images = 100\nrampup = 0.05\n',
+    ("discriminator", "stylegan2"): STYLEGAN2 + 'minibatch_std_group = 2\n[[regularizers]]\ntype = "path-length"\n',
+    ("trick", "style-mixing"): STYLEGAN2 + '[[tricks]]\ntype = "style-mixing"\nprobability = 1.0\n',
+    ("trick", "ada"): IMAGES + '[[tricks]]\ntype = "ada"\np = 0.5\ninterval = 1\naugment = ["blit", "geom", "color", '
+    '"noise", "cutout"]\n',
+    ("generator", "r3gan"): R3GAN + '[[regularizers]]\ntype = "r1"\n[[regularizers]]\ntype = "r2"\n',
+    ("discriminator", "r3gan"): R3GAN,
     ("data", "ring"): POINTS,
     ("data", "grid"): POINTS.replace('type = "ring"', 'type = "grid"'),
     ("data", "digits"): IMAGES,

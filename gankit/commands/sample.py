@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random latents each walk passes through (default: one per 2 seconds, at least 3)")
     parser.add_argument("--latent", metavar="FILE", help="draw the latents of a file written by gankit project")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not its moving average")
+    parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                        help="pull samples towards the average w (0: the average image, 1: none); for generators "
+                        "with a mapping network (stylegan2)")
     parser.add_argument("--device", default="cpu", help="device to sample on: cpu (default), auto, cuda, cuda:N, mps")
 
 
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
         picture = samples_picture(draw_latents(loaded, load_latents(args.latent)))
     elif output is not None:
-        probe = sample(loaded, 1, seed=args.seed)
+        probe = sample(loaded, 1, seed=args.seed, truncation=args.truncation)
         scales = len(probe) if isinstance(probe, list | tuple) else 1
         shape = tuple((probe[-1] if scales > 1 else probe).shape[1:])
         check_picture_size(count, shape, columns=args.steps if args.interpolate else None, scales=scales)
@@ -90,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
         check_memory(MemoryEstimate(device.type, {"samples and their concatenation": 2 * count * per_sample},
                                     f"-n {count}"), device, "Draw fewer samples.")
         if args.interpolate:
-            images = interpolate(loaded, args.steps, rows=rows, seed=args.seed)
+            images = interpolate(loaded, args.steps, rows=rows, seed=args.seed, truncation=args.truncation)
             picture = samples_picture(images, columns=args.steps)
         else:
-            picture = samples_picture(sample(loaded, n, seed=args.seed))
+            picture = samples_picture(sample(loaded, n, seed=args.seed, truncation=args.truncation))
     if output is not None:
         path = save_picture(picture, output)
         print(f"wrote {path} (step {loaded.step} of {loaded.source})")
@@ -133,7 +136,7 @@ def _walk_video(loaded: LoadedGenerator, args: argparse.Namespace) -> Path:
 
     frames = round(args.seconds * args.fps)
     tiles = args.n or DEFAULT_VIDEO_TILES
-    probe = sample(loaded, 1, seed=args.seed)
+    probe = sample(loaded, 1, seed=args.seed, truncation=args.truncation)
     scales = len(probe) if isinstance(probe, list | tuple) else 1
     shape = tuple((probe[-1] if scales > 1 else probe).shape[1:])
     check_picture_size(tiles, shape, scales=scales)
@@ -142,5 +145,6 @@ def _walk_video(loaded: LoadedGenerator, args: argparse.Namespace) -> Path:
                  torch.device("cpu"), "Make it shorter, slower or with fewer tiles (-n).")
     keys = args.keys or max(3, math.ceil(args.seconds / 2))
     latents = walk_latents(loaded.latent_dim, frames, paths=tiles, keys=keys, seed=args.seed)
-    pictures = (samples_picture(sample(loaded, tiles, latents=latents[i])) for i in range(frames))
+    pictures = (samples_picture(sample(loaded, tiles, latents=latents[i], truncation=args.truncation))
+                for i in range(frames))
     return write_video(pictures, args.video, fps=args.fps)

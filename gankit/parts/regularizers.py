@@ -191,7 +191,9 @@ class PathLengthPenalty:
     """Path-length regulariser (Karras et al. 2020, StyleGAN2): equal steps in latent space, equal image changes.
 
     For latents ``w`` (a mapping network's output when the generator has
-    ``mapping`` and ``synthesis``; the input latents ``z`` otherwise) and images
+    ``mapping`` and ``synthesis``, computed with its graph so that the
+    penalty trains the mapping network too, as in the reference
+    implementation; the input latents ``z`` otherwise) and images
     ``G(w)`` of ``H x W`` pixels, the Jacobian-vector length
     ``a = ||J_w^T y||`` with ``y ~ N(0, I) / sqrt(H W)`` is driven towards its
     moving mean ``m``: the penalty is ``mean((a - m)^2)``. ``m`` follows
@@ -218,9 +220,9 @@ class PathLengthPenalty:
             labels = labels[: latents.shape[0]]
         mapping, synthesis = getattr(generator, "mapping", None), getattr(generator, "synthesis", None)
         if callable(mapping) and callable(synthesis):
-            with torch.no_grad():
-                w = mapping(latents, labels) if labels is not None else mapping(latents)
-            w = w.detach().requires_grad_(True)
+            w = mapping(latents, labels) if labels is not None else mapping(latents)
+            if not w.requires_grad:
+                w = w.detach().requires_grad_(True)
             images = synthesis(w)
         else:
             w = latents.detach().requires_grad_(True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Self
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from gankit.hookspecs import Register
@@ -20,14 +20,37 @@ class EmaParams(Params):
     decay: float = Field(0.999, ge=0, lt=1, description="Weight of the old average at each update.")
     start: int = Field(0, ge=0, description="Copy the weights until this step, then start averaging.")
     every: int = Field(1, ge=1, description="Update the average every this many steps.")
+    half_life_images: int | None = Field(
+        None, ge=1,
+        description="Instead of decay: the images after which an old weight counts half (StyleGAN2: 10,000 "
+        "per 32 images of batch); the decay then follows the batch size.",
+    )
+    rampup: float | None = Field(
+        None, gt=0,
+        description="With half_life_images: the half-life is at most rampup x the images seen so far, so early "
+        "weights are forgotten quickly (StyleGAN2-ADA: 0.05).",
+    )
+
+    @model_validator(mode="after")
+    def _rampup_needs_half_life(self) -> Self:
+        if self.rampup is not None and self.half_life_images is None:
+            raise ValueError("rampup needs half_life_images")
+        return self
 
 
 class EmaTrick:
     """Moving average of the generator's weights, used for samples and exported generators.
 
     After each generator update, ``avg = decay * avg + (1 - decay) * weights``;
-    buffers (BatchNorm statistics) are copied. Averaged generators give
-    smoother, often better samples (Yazici et al. 2019; Karras et al. 2018).
+    buffers (BatchNorm statistics, a tracked average ``w``) are copied.
+    Averaged generators give smoother, often better samples (Yazici et al.
+    2019; Karras et al. 2018).
+
+    With ``half_life_images`` (StyleGAN2's form), the decay of an update that
+    follows ``b`` images (``every`` steps of the batch on every process) is
+    ``0.5 ** (b / half_life)``, and with ``rampup`` the half-life is at most
+    ``rampup`` times the images seen before the step: the first update copies
+    the weights, and the average forgets its start quickly.
     """
 
     def __init__(self, params: EmaParams, **context: Any) -> None:
@@ -58,12 +81,26 @@ class EmaTrick:
         step = ctx.step
         if step % self.params.every:
             return
-        if step < self.params.start:
+        decay = self.decay_at(ctx)
+        if step < self.params.start or decay == 0.0:
             torch._foreach_copy_(self._averaged, self._current)
         else:
-            torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.params.decay)
+            torch._foreach_lerp_(self._averaged, self._current, 1.0 - decay)
         if self._averaged_buffers:
             torch._foreach_copy_(self._averaged_buffers, self._current_buffers)
+
+    def decay_at(self, ctx: TrainingContext) -> float:
+        """The decay of the update after step ``ctx.step`` (``decay``, or from ``half_life_images``)."""
+        p = self.params
+        if p.half_life_images is None:
+            return float(p.decay)
+        batch = ctx.batch_size * ctx.world_size
+        half_life = float(p.half_life_images)
+        if p.rampup is not None:
+            half_life = min(half_life, (ctx.step - 1) * batch * p.rampup)
+        if half_life <= 0.0:
+            return 0.0
+        return float(0.5 ** (batch * p.every / half_life))
 
     def sampling_generator(self, ctx: TrainingContext) -> nn.Module | None:
         """The averaged generator, for samples and exports."""

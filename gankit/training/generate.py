@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -116,14 +117,47 @@ def _concatenate(outputs: list[Any]) -> Any:
     return torch.cat(outputs)
 
 
+def truncated(generator: Any, latents: torch.Tensor, psi: float) -> Any:
+    """Images of ``latents`` with their ``w`` pulled towards the average: ``w_avg + psi * (w - w_avg)``.
+
+    ``psi = 1`` leaves ``w`` as it is, ``psi = 0`` gives the average image,
+    values in between trade variety for typical samples (the truncation
+    trick). Needs a generator with a mapping network: ``mapping``,
+    ``synthesis`` and ``w_avg`` (see :class:`gankit.protocols.Generator`).
+    """
+    module = _module(generator)
+    mapping, synthesis = getattr(module, "mapping", None), getattr(module, "synthesis", None)
+    w_avg = getattr(module, "w_avg", None)
+    if not (callable(mapping) and callable(synthesis) and isinstance(w_avg, torch.Tensor)):
+        recipe = generator.recipe if isinstance(generator, LoadedGenerator) else None
+        name = f"generator {recipe['generator'].name!r}" if recipe is not None else type(module).__name__
+        raise GankitError(
+            f"truncation needs a generator with a mapping network (mapping, synthesis and w_avg, as 'stylegan2' "
+            f"has); {name} has none: sample without truncation"
+        )
+    if not math.isfinite(psi):
+        raise GankitError(f"truncation = {psi}: give a finite number (0: the average image, 1: no truncation)")
+    w = mapping(latents)
+    if psi != 1.0:
+        w = w_avg.to(w.dtype) + psi * (w - w_avg.to(w.dtype))
+    return synthesis(w)
+
+
 @torch.no_grad()
 def sample(
-    generator: Any, n: int, *, seed: int = 0, latents: torch.Tensor | None = None, batch_size: int = SAMPLE_BATCH
+    generator: Any,
+    n: int,
+    *,
+    seed: int = 0,
+    latents: torch.Tensor | None = None,
+    batch_size: int = SAMPLE_BATCH,
+    truncation: float | None = None,
 ) -> Any:
     """``n`` samples from a generator (or a :class:`LoadedGenerator`) with seeded latents.
 
     The generator runs on ``batch_size`` latents at a time, so the memory its activations take
-    stays bounded however many samples are drawn.
+    stays bounded however many samples are drawn. ``truncation`` (psi) pulls every sample
+    towards the average one, for generators with a mapping network (see :func:`truncated`).
     """
     if batch_size <= 0:
         raise GankitError(f"batch_size {batch_size}: must be positive")
@@ -135,7 +169,10 @@ def sample(
     was_training = module.training
     module.eval()
     try:
-        outputs = [module(latents[i : i + batch_size].to(device)) for i in range(0, max(len(latents), 1), batch_size)]
+        outputs = []
+        for i in range(0, max(len(latents), 1), batch_size):
+            z = latents[i : i + batch_size].to(device)
+            outputs.append(module(z) if truncation is None else truncated(generator, z, float(truncation)))
     finally:
         module.train(was_training)
     return _concatenate(outputs)
@@ -151,7 +188,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolate(generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0) -> Any:
+def interpolate(
+    generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0, truncation: float | None = None
+) -> Any:
     """``rows`` strips of ``steps`` samples each, walking the latent space between two random points."""
     module = _module(generator)
     latent_dim = int(cast(int, module.latent_dim))
@@ -160,7 +199,7 @@ def interpolate(generator: Any, steps: int = 10, *, rows: int = 1, seed: int = 0
     end = torch.randn(rows, 1, latent_dim, generator=rng)
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     latents = slerp(start, end, t).reshape(rows * steps, latent_dim)
-    return sample(module, rows * steps, latents=latents)
+    return sample(generator, rows * steps, latents=latents, truncation=truncation)
 
 
 def walk_latents(latent_dim: int, frames: int, *, paths: int = 1, keys: int = 3, seed: int = 0) -> torch.Tensor:
