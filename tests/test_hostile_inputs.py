@@ -325,8 +325,10 @@ HOSTILE: dict[str, list[tuple[list[str], str]]] = {
         (["{tiny}", "-o", "{tmp}/a.png"], r"tiny\.toml: garbage header"),
         (["{run}", "-n", "0"], "-n 0: must be a positive number"),
         (["{run}", "--seed", "-99999999999999999999"], "--seed -99999999999999999999: must be a 64-bit integer"),
+        (["{run}", "--class", "3", "-o", "{tmp}/a.png"], "--class: this generator is not class-conditional"),
     ],
     "eval": [
+        (["{run}", "--metric", "class-accuracy"], "'class-accuracy' scores class-conditional generators"),
         (["{run}", "--metric", "nope"], "unknown metric 'nope'"),
         (["{run}", "--metric", "modes", "-n", "-3"], "-n -3: must be a positive number"),
         (["{run}", "--metric", "modes", "--set", "samples=99999999999"], "samples: Input should be less than"),

@@ -9,7 +9,8 @@ count as ``num_classes`` (0 for unlabelled data). A conditional network sets
 - :class:`ClassEmbedding`: the generator's latent with a learnt class
   embedding concatenated (the cGAN of Mirza & Osindero 2014).
 - :class:`ConditionalBatchNorm`: batch normalisation whose scale and shift
-  are looked up per class (de Vries et al. 2017; Miyato & Koyama 2018).
+  depend on the class (de Vries et al. 2017; Miyato & Koyama 2018), computed
+  from a class embedding the network's layers share (BigGAN).
 - :class:`Projection`: the projection discriminator's class term, the inner
   product of a class embedding with the discriminator's features
   (Miyato & Koyama 2018).
@@ -85,27 +86,34 @@ class ClassEmbedding(nn.Module):
 
 
 class ConditionalBatchNorm(nn.Module):
-    """Batch normalisation without its own affine transform, then a scale and a shift looked up by class.
+    """Batch normalisation without its own affine transform, then a scale and a shift computed from the class.
 
-    ``y = gamma[label] * BN(x) + beta[label]``, with ``gamma`` initialised to 1
-    and ``beta`` to 0, so it starts as plain batch normalisation. The running
-    statistics are shared by every class. Works on ``(N, C)`` and
-    ``(N, C, H, W)`` features (``dims`` 1 or 2).
+    ``y = (1 + gain(c)) * BN(x) + bias(c)``, where ``c`` is the sample's class
+    embedding ``(N, condition_dim)`` (one embedding shared by every layer of
+    the network, as in BigGAN, Brock et al. 2019) and ``gain``, ``bias`` are
+    linear maps, initialised near zero so that it starts close to plain batch
+    normalisation. Computing the scale from an embedding, rather than looking
+    it up in a table per layer, lets it learn as fast as the other weights
+    (an optimiser moves a table entry by about the learning rate per step).
+    The running statistics are shared by every class. Works on ``(N, C)``
+    and ``(N, C, H, W)`` features (``dims`` 1 or 2).
     """
 
-    def __init__(self, num_classes: int, features: int, dims: Literal[1, 2] = 2) -> None:
+    def __init__(self, features: int, condition_dim: int, dims: Literal[1, 2] = 2) -> None:
         super().__init__()
         self.norm: nn.Module = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(features, affine=False)
-        self.gamma = nn.Embedding(num_classes, features)
-        self.beta = nn.Embedding(num_classes, features)
-        nn.init.ones_(self.gamma.weight)
-        nn.init.zeros_(self.beta.weight)
+        self.gain = nn.Linear(condition_dim, features)
+        self.bias = nn.Linear(condition_dim, features)
+        for layer in (self.gain, self.bias):
+            nn.init.normal_(layer.weight, 0.0, 0.02)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
-        """Normalise ``x`` and apply each sample's class scale and shift."""
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        """Normalise ``x`` and apply each sample's scale and shift, computed from its class embedding ``condition``."""
         out: Tensor = self.norm(x)
         shape = (x.shape[0], -1) + (1,) * (x.dim() - 2)
-        return self.gamma(labels).view(shape) * out + self.beta(labels).view(shape)
+        condition = condition.to(out.dtype)
+        return (1 + self.gain(condition)).view(shape) * out + self.bias(condition).view(shape)
 
 
 class Projection(nn.Module):

@@ -69,7 +69,7 @@ class DCGANGeneratorParams(_WidthParams):
     )
     embedding_dim: int | None = Field(
         default=None, ge=1, le=MAX_WIDTH,
-        description="size of the class embedding of condition = 'embedding'; default: latent_dim",
+        description="size of the learnt class embedding (both conditions); default: latent_dim",
     )
 
     @model_validator(mode="after")
@@ -118,7 +118,8 @@ class DCGANGenerator(nn.Module):
     Class-conditional (``condition``, with labelled data): ``"embedding"``
     appends a learnt class embedding to z before the projection;
     ``"batchnorm"`` replaces every batch normalisation with a conditional one
-    (a scale and shift per class, :class:`gankit.nn.conditioning.ConditionalBatchNorm`).
+    whose scale and shift are computed from a learnt class embedding shared by
+    every layer (:class:`gankit.nn.conditioning.ConditionalBatchNorm`).
     It is then called ``generator(z, labels)``.
     """
 
@@ -136,13 +137,16 @@ class DCGANGenerator(nn.Module):
         if classes:
             self.num_classes = classes
         batch_norm = params.norm == "batch"
-        cbn = classes if params.condition == "batchnorm" else 0
+        embedding_dim = params.embedding_dim or params.latent_dim
+        cbn = embedding_dim if params.condition == "batchnorm" else 0
         widths = _block_widths(blocks, params.width, params.max_width)[::-1]
         self.base_channels = widths[0]
         inputs = params.latent_dim
         if params.condition == "embedding":
-            self.embed = ClassEmbedding(classes, params.embedding_dim or params.latent_dim, params.latent_dim)
+            self.embed = ClassEmbedding(classes, embedding_dim, params.latent_dim)
             inputs = self.embed.out_features
+        elif params.condition == "batchnorm":
+            self.class_embedding = nn.Embedding(classes, embedding_dim)
         self.project = nn.Linear(inputs, widths[0] * self.base[0] * self.base[1], bias=not batch_norm)
         self.project_norm: nn.Module = _norm(widths[0], batch_norm, cbn)
         self.blocks = nn.Sequential(
@@ -152,7 +156,8 @@ class DCGANGenerator(nn.Module):
         init_weights(self, params.init)
 
     @staticmethod
-    def _up_block(in_channels: int, out_channels: int, upsample: str, batch_norm: bool, cbn: int) -> nn.Sequential:
+    def _up_block(in_channels: int, out_channels: int, upsample: str, batch_norm: bool, cbn: int
+                  ) -> nn.Sequential:
         layers: list[nn.Module]
         if upsample == "transpose":
             layers = [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=not batch_norm)]
@@ -174,26 +179,24 @@ class DCGANGenerator(nn.Module):
             return torch.tanh(self.to_image(self.blocks(x)))
         if labels is None:
             raise ValueError("this generator is class-conditional: call it as generator(z, labels)")
-        inputs = self.embed(z, labels) if self.condition == "embedding" else z.flatten(1)
-        x = self.project(inputs).view(z.shape[0], self.base_channels, *self.base)
-        x = torch.relu(_apply(self.project_norm, x, labels))
+        if self.condition == "embedding":
+            x = self.project(self.embed(z, labels)).view(z.shape[0], self.base_channels, *self.base)
+            x = torch.relu(self.project_norm(x))
+            return torch.tanh(self.to_image(self.blocks(x)))
+        condition = self.class_embedding(labels)
+        x = self.project(z.flatten(1)).view(z.shape[0], self.base_channels, *self.base)
+        x = torch.relu(self.project_norm(x, condition))
         for block in self.blocks:
             for layer in block.children():
-                x = _apply(layer, x, labels)
+                x = layer(x, condition) if isinstance(layer, ConditionalBatchNorm) else layer(x)
         return torch.tanh(self.to_image(x))
 
 
-def _norm(channels: int, batch_norm: bool, classes: int) -> nn.Module:
-    """Batch normalisation (conditional on ``classes`` when > 0), or nothing."""
+def _norm(channels: int, batch_norm: bool, condition_dim: int) -> nn.Module:
+    """Batch normalisation (conditional on a class embedding of ``condition_dim`` when > 0), or nothing."""
     if not batch_norm:
         return nn.Identity()
-    return ConditionalBatchNorm(classes, channels) if classes else nn.BatchNorm2d(channels)
-
-
-def _apply(layer: nn.Module, x: Tensor, labels: Tensor) -> Tensor:
-    """``layer(x, labels)`` for a conditional batch norm, ``layer(x)`` for any other layer."""
-    out: Tensor = layer(x, labels) if isinstance(layer, ConditionalBatchNorm) else layer(x)
-    return out
+    return ConditionalBatchNorm(channels, condition_dim) if condition_dim else nn.BatchNorm2d(channels)
 
 
 class DCGANDiscriminator(nn.Module):

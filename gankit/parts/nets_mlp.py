@@ -54,7 +54,7 @@ class MLPGeneratorParams(Params):
     )
     embedding_dim: int | None = Field(
         default=None, ge=1, le=MAX_WIDTH,
-        description="size of the class embedding of condition = 'embedding'; default: latent_dim",
+        description="size of the learnt class embedding (both conditions); default: latent_dim",
     )
 
     @model_validator(mode="after")
@@ -106,15 +106,18 @@ class MLPGenerator(nn.Module):
             output = "tanh" if len(self.shape) >= 3 else "linear"
         self.output = output
         features = params.latent_dim
+        embedding_dim = params.embedding_dim or params.latent_dim
         if params.condition == "embedding":
-            self.embed = ClassEmbedding(classes, params.embedding_dim or params.latent_dim, params.latent_dim)
+            self.embed = ClassEmbedding(classes, embedding_dim, params.latent_dim)
             features = self.embed.out_features
+        elif params.condition == "batchnorm":
+            self.class_embedding = nn.Embedding(classes, embedding_dim)
         layers: list[nn.Module] = []
         for _ in range(params.depth):
             layers.append(nn.Linear(features, params.width, bias=not params.batch_norm))
             if params.batch_norm:
                 conditional = params.condition == "batchnorm"
-                layers.append(ConditionalBatchNorm(classes, params.width, 1) if conditional
+                layers.append(ConditionalBatchNorm(params.width, embedding_dim, 1) if conditional
                               else nn.BatchNorm1d(params.width))
             layers.append(activation(params.activation))
             features = params.width
@@ -128,9 +131,12 @@ class MLPGenerator(nn.Module):
         else:
             if labels is None:
                 raise ValueError("this generator is class-conditional: call it as generator(z, labels)")
-            x = self.embed(z, labels) if self.condition == "embedding" else z.flatten(1)
-            for layer in self.net:
-                x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm) else layer(x)
+            if self.condition == "embedding":
+                x = self.net(self.embed(z, labels))
+            else:
+                condition, x = self.class_embedding(labels), z.flatten(1)
+                for layer in self.net:
+                    x = layer(x, condition) if isinstance(layer, ConditionalBatchNorm) else layer(x)
         x = x.reshape(z.shape[0], *self.shape)
         return torch.tanh(x) if self.output == "tanh" else x
 

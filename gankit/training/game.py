@@ -145,7 +145,7 @@ class Regularization:
         self.network: str = network or str(getattr(part, "network", "discriminator"))
         self.every = int(getattr(part, "every", 1))
         self.gain = float(part.weight) * self.every
-        self.method = getattr(part, f"{network}_penalty", None) or part.penalty
+        self.method = getattr(part, f"{self.network}_penalty", None) or part.penalty
         self.takes_context = _takes_context(self.method)
         self.needs_class_logits = bool(getattr(part, "needs_class_logits", False))
 
