@@ -39,6 +39,23 @@ class CorruptCheckpointError(GankitError):
     """
 
 
+class MissingLabelsError(GankitError):
+    """A network conditioned on classes (``condition = ...``), but the data has no labels.
+
+    ``network`` names it (``"generator 'dcgan'"``); ``data`` names the data
+    source when the caller knows it (the trainer adds it).
+    """
+
+    def __init__(self, network: str, condition: str, data: str | None = None) -> None:
+        self.network, self.condition, self.data = network, condition, data
+        source = f"the data ({data!r})" if data else "the data"
+        super().__init__(
+            f"{network}: condition = {condition!r} needs class labels, but {source} has none. Train on labelled "
+            "data (digits, stacked-digits, or image-folder / prepared with labels = \"folders\"), or set "
+            "condition = \"none\""
+        )
+
+
 class GankitWarning(UserWarning):
     """Something the user should know about that does not stop the work (skipped files, version changes)."""
 

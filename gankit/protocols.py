@@ -46,6 +46,15 @@ class Discriminator(Protocol):
     """An ``nn.Module`` mapping a batch of samples (or a multi-scale list) to one logit per sample, shape ``(N,)``.
 
     With ``num_classes: int`` > 0 it is *conditional*, called as ``discriminator(x, labels)``.
+    With ``has_classifier = True`` as well (an auxiliary classifier, for the
+    ``acgan`` loss), ``discriminator(x, labels, return_classes=True)`` returns
+    ``(logits, class_logits)``, the class logits ``(N, num_classes)`` from the
+    same forward pass.
+
+    Built-in networks are conditional when their ``condition`` parameter says
+    so; their factories get the data's class count as ``num_classes`` (0 for
+    unlabelled data, which a condition then refuses with a
+    :class:`gankit.errors.MissingLabelsError`).
 
     Optional: ``input_blocks() -> list[nn.Module]``, its blocks in the order an
     input passes through them (the first reads the image), for the
@@ -89,23 +98,32 @@ class AdversarialLoss(Loss, Protocol):
 
 @runtime_checkable
 class Regularizer(Loss, Protocol):
-    """A term added to one network's loss that may look at the network itself (R1, R2, path length).
+    """A term added to a network's loss that may look at the network itself (R1, R2, path length, ACGAN).
 
-    ``network`` says which: ``"discriminator"`` (the default when absent) or
-    ``"generator"``. ``penalty`` returns the unweighted term; the trainer adds
-    ``weight * every * penalty`` every ``every`` steps of that network (lazy
-    regularisation). A regulariser with ``state_dict``/``load_state_dict``
-    (a moving mean) has its state saved in checkpoints.
+    ``network`` says which: ``"discriminator"`` (the default when absent),
+    ``"generator"``, or ``"both"`` (a term of each network's loss, as the
+    ``acgan`` loss is). In each phase it applies to, the trainer calls
+    ``discriminator_penalty`` / ``generator_penalty`` when the part has that
+    method, else ``penalty``; it returns the unweighted term, and the trainer
+    adds ``weight * every * penalty`` every ``every`` steps of that network
+    (lazy regularisation). A regulariser with ``state_dict``/``load_state_dict``
+    (a moving mean) has its state saved in checkpoints. One that sets
+    ``needs_class_logits = True`` gets the discriminator's class logits (the
+    discriminator must have a classifier; see :class:`Discriminator`).
 
     - discriminator: ``penalty(discriminator, real, fake, **context)``, where
       ``discriminator(x, labels=None)`` judges ``x`` (labels default to the
       real batch's for conditional discriminators), and ``real``/``fake`` are
       the batches the discriminator saw in that phase (after tricks'
       ``discriminator_input``; lists of tensors for multi-scale ones).
-      ``context``: ``real_labels``, ``fake_labels`` (None when unconditional).
+      ``context``: ``real_labels``, ``fake_labels`` (None when unconditional),
+      ``real_class_logits``, ``fake_class_logits`` (None unless it needs them).
     - generator: ``penalty(generator, latents, **context)`` with the generator
-      module and a fresh latent batch; ``context``: ``labels``, and
-      ``discriminator`` (the frozen discriminator, as above).
+      module and a fresh latent batch; ``context``: ``labels``,
+      ``discriminator`` (the frozen discriminator, as above), and
+      ``fake_class_logits`` (the frozen discriminator's class logits of the
+      phase's generated batch, with their graph to the generator; None unless
+      it needs them).
 
     Accept unknown ``context`` keywords (``**context``): gankit may pass more.
     """
@@ -188,8 +206,11 @@ class DataSource(Protocol):
 
     - ``num_classes: int`` (> 0 for labelled data) and ``class_names: list[str]``;
       ``sample_labelled(batch_size, generator) -> (samples, labels)`` with labels
-      an ``int64`` tensor ``(N,)`` in ``[0, num_classes)``; ``label_frequencies()``,
-      a float tensor ``(num_classes,)`` summing to 1.
+      an ``int64`` tensor ``(N,)`` in ``[0, num_classes)``, the samples being those
+      ``sample`` draws with the same generator; ``label_frequencies()``, a float
+      tensor ``(num_classes,)`` summing to 1 (for ``run.latent_labels = "data"``
+      and for metrics). Sources that store their images give
+      ``labels_at(indices)`` too (per-class metrics such as ``intra-fid`` use it).
     - ``shard(rank, world_size)``: keep only this process's share of the data
       (called once, before the first batch, when several processes train).
     - ``state_dict()`` / ``load_state_dict(state)``: a reading position

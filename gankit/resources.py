@@ -142,8 +142,9 @@ class Activations:
     output: Any
 
 
-def forward_on_meta(module: nn.Module, inputs: Any) -> Activations | None:
-    """Run ``module(inputs)`` on meta tensors, measuring each leaf layer's output; ``None`` if it cannot run there."""
+def forward_on_meta(module: nn.Module, inputs: Any, labels: Any = None) -> Activations | None:
+    """Run ``module(inputs)`` (``module(inputs, labels)`` with labels) on meta tensors, measuring each leaf layer's
+    output; ``None`` if it cannot run there."""
     import torch
 
     sizes: list[int] = []
@@ -155,7 +156,7 @@ def forward_on_meta(module: nn.Module, inputs: Any) -> Activations | None:
     handles = [leaf.register_forward_hook(record) for leaf in leaves]
     try:
         with _quiet(), torch.no_grad():
-            output = module(inputs)
+            output = module(inputs) if labels is None else module(inputs, labels)
     except Exception:  # data-dependent control flow, .item(), ...: no estimate
         return None
     finally:
@@ -169,6 +170,15 @@ def _meta(shape: tuple[int, ...]) -> torch.Tensor:
     import torch
 
     return torch.empty(shape, device="meta")
+
+
+def _meta_labels(module: nn.Module, batch: int) -> torch.Tensor | None:
+    """Class labels on the meta device for a class-conditional network (one with ``num_classes``), else None."""
+    import torch
+
+    if not int(getattr(module, "num_classes", 0) or 0):
+        return None
+    return torch.zeros(batch, dtype=torch.int64, device="meta")
 
 
 # --------------------------------------------------------------------------- weights against a recipe
@@ -282,8 +292,10 @@ def estimate_training_memory(
         parts["moving average"] = g_bytes
     parts["real batch"] = batch * math.prod(shape) * 4
     latent_dim = int(getattr(generator, "latent_dim", 0) or 0)
-    g_act = forward_on_meta(generator, _meta((batch, latent_dim))) if latent_dim > 0 else None
-    d_act = forward_on_meta(discriminator, g_act.output) if g_act is not None else None
+    g_act = forward_on_meta(generator, _meta((batch, latent_dim)), _meta_labels(generator, batch)) \
+        if latent_dim > 0 else None
+    d_act = forward_on_meta(discriminator, g_act.output, _meta_labels(discriminator, batch)) \
+        if g_act is not None else None
     if g_act is not None and d_act is not None:
         d_phase = (3 if recipe["regularizers"] else 2) * d_act.total + _nbytes(g_act.output)
         g_phase = g_act.total + d_act.total
@@ -320,7 +332,8 @@ def estimate_sampling_memory(
     latent_dim = int(getattr(generator, "latent_dim", 0) or 0)
     parts = {"weights": tensor_bytes(generator)}
     chunk = max(1, min(count, batch_size))
-    activations = forward_on_meta(generator, _meta((chunk, latent_dim))) if latent_dim > 0 else None
+    activations = forward_on_meta(generator, _meta((chunk, latent_dim)), _meta_labels(generator, chunk)) \
+        if latent_dim > 0 else None
     if activations is not None:
         parts[f"activations of {chunk} samples"] = 2 * activations.largest
         parts[f"{count} samples"] = _nbytes(activations.output) * count // chunk

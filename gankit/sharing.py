@@ -131,7 +131,10 @@ def load_export(folder: str | Path, *, device: str | torch.device = "cpu") -> An
     except RuntimeError as error:
         raise GankitError(f"{folder / WEIGHTS_FILE}: weights do not fit the generator {part.ref}: {error}") from error
     generator.to(device).eval()
-    return LoadedGenerator(generator, _recipe_of(config, source), int(config.get("step", 0)), folder, shape)
+    names = config.get("class_names")
+    class_names = [str(n) for n in names] if isinstance(names, list) and names else None
+    return LoadedGenerator(generator, _recipe_of(config, source), int(config.get("step", 0)), folder, shape,
+                           class_names)
 
 
 def _recipe_of(config: dict[str, Any], source: str) -> Any:
@@ -280,6 +283,7 @@ def _config(loaded: Any, *, ema: bool) -> dict[str, Any]:
         "part_versions": recipe.part_versions(),
         "sample_shape": list(loaded.shape),
         "num_classes": int(getattr(loaded.generator, "num_classes", 0) or 0),
+        "class_names": loaded.class_names,
         "latent_dim": loaded.latent_dim,
         "weights": "ema" if ema and has_ema else "raw",
         "step": loaded.step,

@@ -44,6 +44,11 @@ class GanRunSettings(Params):
     dist_timeout: float = Field(
         600.0, gt=0, description="With several processes: seconds to wait for the others before failing."
     )
+    latent_labels: Literal["uniform", "data"] = Field(
+        "uniform",
+        description="Conditional generators: how the classes of generated batches are drawn, 'uniform' over the "
+        "classes or as often as each occurs in the 'data'.",
+    )
     threads: int | Literal["auto"] | None = Field(
         "auto",
         description="CPU threads for torch: a number (bit-identical runs), or 'auto': measure the candidates on the "

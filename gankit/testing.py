@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gankit.errors import GankitError
+
 __all__ = ["check_part", "tiny_recipe", "train_for"]
 
 _POINTS = {
@@ -94,9 +96,16 @@ def check_part(
     """Build the registered part ``name`` of ``kind`` and exercise it as the trainer would; returns the part.
 
     ``params`` are its parameters (its defaults otherwise); ``context`` is
-    passed to its factory (``shape=``, ``total_steps=``, ... where the kind
-    needs one; sensible defaults are used). A trick is also trained for two
-    steps in a :func:`tiny_recipe` of ``data`` (``"images"`` or ``"points"``).
+    passed to its factory (``shape=``, ``num_classes=``, ``total_steps=``, ...
+    where the kind needs one; sensible defaults are used). A trick is also
+    trained for two steps in a :func:`tiny_recipe` of ``data`` (``"images"``
+    or ``"points"``). A class-conditional network (``{"condition": ...}``) is
+    called with labels, checked with :data:`CHECK_CLASSES` classes unless
+    ``num_classes`` is given, and must refuse unlabelled data (``num_classes=0``)
+    with a :class:`~gankit.errors.GankitError`; a discriminator with a
+    classifier must give class logits with ``return_classes=True``. A
+    regulariser acting on ``"both"`` networks, or needing class logits, gets
+    them.
     """
     import torch
 
@@ -151,27 +160,52 @@ def _check_loss(part: Any, params: dict[str, Any], context: dict[str, Any]) -> A
     return loss
 
 
+#: Classes of the labels the checks give class-conditional parts.
+CHECK_CLASSES = 3
+
+
 def _check_regularizer(reg: Any) -> None:
     import torch
     from torch import nn
 
+    from gankit.training.game import REGULARIZED_NETWORKS, regularizations
+
     every = getattr(reg, "every", None)
     assert isinstance(every, int) and every >= 1, "a regulariser needs `every`, an int >= 1"
     network = getattr(reg, "network", "discriminator")
-    assert network in ("discriminator", "generator"), f"network must be 'discriminator' or 'generator', got {network!r}"
-    if network == "discriminator":
-        d = nn.Sequential(nn.Flatten(), nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1), nn.Flatten(0))
-        penalty = reg.penalty(lambda x, labels=None: d(x), torch.randn(8, 2), torch.randn(8, 2))
-        _finite_scalar(penalty, "penalty")
-        penalty.backward()
-        assert any(p.grad is not None for p in d.parameters()), "a discriminator penalty must train the discriminator"
-    else:
-        g = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
-        g.latent_dim = 4  # type: ignore[assignment]
-        penalty = reg.penalty(g, torch.randn(8, 4), labels=None, discriminator=None)
-        _finite_scalar(penalty, "penalty")
-        penalty.backward()
-        assert any(p.grad is not None for p in g.parameters()), "a generator penalty must train the generator"
+    assert network in (*REGULARIZED_NETWORKS, "both"), (
+        f"network must be 'discriminator', 'generator' or 'both', got {network!r}"
+    )
+    classes = bool(getattr(reg, "needs_class_logits", False))
+    k = CHECK_CLASSES
+    for use in regularizations(reg):
+        call = use.method if use.takes_context else (lambda *args, _m=use.method, **_: _m(*args))
+        # a discriminator giving one logit and (for parts that need them) k class logits per sample
+        d = nn.Sequential(nn.Flatten(), nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1 + k))
+        judge = lambda x, labels=None, _d=d: _d(x)[:, 0]  # noqa: E731
+        if use.network == "discriminator":
+            real, fake = torch.randn(8, 2), torch.randn(8, 2)
+            context: dict[str, Any] = {"real_labels": None, "fake_labels": None}
+            if classes:
+                context = {"real_labels": torch.randint(k, (8,)), "fake_labels": torch.randint(k, (8,)),
+                           "real_class_logits": d(real)[:, 1:], "fake_class_logits": d(fake)[:, 1:]}
+            penalty = call(judge, real, fake, **context)
+            _finite_scalar(penalty, "the discriminator's penalty")
+            penalty.backward()
+            assert any(p.grad is not None for p in d.parameters()), \
+                "a discriminator penalty must train the discriminator"
+        else:
+            g = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+            g.latent_dim = 4  # type: ignore[assignment]
+            z = torch.randn(8, 4)
+            context = {"labels": None, "discriminator": None}
+            if classes:
+                context = {"labels": torch.randint(k, (8,)), "discriminator": judge,
+                           "fake_class_logits": d(g(z))[:, 1:]}
+            penalty = call(g, z, **context)
+            _finite_scalar(penalty, "the generator's penalty")
+            penalty.backward()
+            assert any(p.grad is not None for p in g.parameters()), "a generator penalty must train the generator"
     _check_state(reg, "regulariser")
 
 
@@ -229,9 +263,18 @@ def _check_data(part: Any, params: dict[str, Any], context: dict[str, Any]) -> A
     assert batch.dtype == torch.float32, f"samples must be float32, got {batch.dtype}"
     again = data.sample(4, torch.Generator().manual_seed(0))
     assert torch.equal(batch, again), "samples must depend only on the random generator passed in"
-    if int(getattr(data, "num_classes", 0) or 0):
-        _, labels = data.sample_labelled(4, torch.Generator().manual_seed(0))
+    classes = int(getattr(data, "num_classes", 0) or 0)
+    if classes:
+        images, labels = data.sample_labelled(4, torch.Generator().manual_seed(0))
         assert labels.dtype == torch.int64 and labels.shape == (4,), "labels must be int64 of shape (N,)"
+        assert bool(((labels >= 0) & (labels < classes)).all()), f"labels must lie in [0, {classes})"
+        assert torch.equal(images, batch), "sample_labelled must draw the same samples as sample"
+        names = getattr(data, "class_names", None)
+        assert names is None or len(names) == classes, f"class_names must name the {classes} classes"
+        if callable(getattr(data, "label_frequencies", None)):
+            frequencies = data.label_frequencies()
+            assert tuple(frequencies.shape) == (classes,), f"label_frequencies() must have shape ({classes},)"
+            assert abs(float(frequencies.sum()) - 1) < 1e-4, "label_frequencies() must sum to 1"
     return data
 
 
@@ -249,18 +292,56 @@ def _check_schedule(part: Any, params: dict[str, Any], context: dict[str, Any]) 
 def _check_network(part: Any, params: dict[str, Any], context: dict[str, Any]) -> Any:
     import torch
 
+    from gankit.errors import MissingLabelsError
+
     shape = tuple(context.pop("shape", (1, 8, 8)))
-    network = part.build(params, shape=shape, num_classes=context.pop("num_classes", 0), **context)
+    given = "num_classes" in context
+    classes = int(context.pop("num_classes", 0))
+    try:
+        network = part.build(params, shape=shape, num_classes=classes, **context)
+    except MissingLabelsError:
+        if given:
+            raise
+        classes = CHECK_CLASSES  # a conditional network: checked with a few classes
+        network = part.build(params, shape=shape, num_classes=classes, **context)
     assert isinstance(network, torch.nn.Module), f"a {part.kind} must be a torch.nn.Module"
+    conditional = int(getattr(network, "num_classes", 0) or 0)
+    assert conditional == 0 or classes, (
+        f"built for unlabelled data (num_classes=0), the network says num_classes = {conditional}: a class-conditional "
+        "network must raise a GankitError saying the data has no labels"
+    )
+    assert conditional in (0, classes), f"num_classes is {conditional}, but the network was built for {classes}"
+    labels = torch.arange(3) % conditional if conditional else None
+
+    def call(x: Any, **kwargs: Any) -> Any:
+        return network(x, **kwargs) if labels is None else network(x, labels, **kwargs)
+
     if part.kind == "generator":
         latent_dim = int(getattr(network, "latent_dim", 0))
         assert latent_dim > 0, "a generator needs a positive `latent_dim`"
-        out = network(torch.randn(3, latent_dim))
+        out = call(torch.randn(3, latent_dim))
         out = out[-1] if isinstance(out, list | tuple) else out
         assert tuple(out.shape) == (3, *shape), f"the generator gave {tuple(out.shape)}, expected {(3, *shape)}"
     else:
-        logits = network(torch.randn(3, *shape))
+        x = torch.randn(3, *shape)
+        logits = call(x)
         assert tuple(logits.shape) == (3,), f"the discriminator must give one logit per sample, got {logits.shape}"
+        if getattr(network, "has_classifier", False):
+            assert conditional, "a discriminator with a classifier must set num_classes"
+            both = call(x, return_classes=True)
+            assert isinstance(both, tuple) and len(both) == 2, "return_classes=True must give (logits, class_logits)"
+            assert tuple(both[0].shape) == (3,) and tuple(both[1].shape) == (3, conditional), (
+                f"return_classes=True gave shapes {tuple(both[0].shape)} and {tuple(both[1].shape)}, expected (3,) "
+                f"and (3, {conditional})"
+            )
+    if conditional and not given:
+        try:
+            part.build(params, shape=shape, num_classes=0, **context)
+        except GankitError:
+            pass
+        else:
+            raise AssertionError("a class-conditional network built for unlabelled data (num_classes=0) must raise "
+                                 "a GankitError saying the data has no labels")
     return network
 
 

@@ -72,6 +72,9 @@ blocks = 1
 type = "rpgan"
 """
 
+CONDITIONAL = IMAGES.replace('latent_dim = 8', 'latent_dim = 8\ncondition = "batchnorm"') + \
+    'condition = "projection-classifier"\n[[regularizers]]\ntype = "acgan"\n'
+
 #: (kind, name) → recipe text that uses the part. Adding a part means adding a line here.
 CASES: dict[tuple[str, str], str] = {
     ("generator", "mlp"): POINTS,
@@ -94,6 +97,7 @@ CASES: dict[tuple[str, str], str] = {
     ("loss", "path-length"): IMAGES + '[[regularizers]]\ntype = "path-length"\nevery = 1\n',
     ("loss", "ragan"): POINTS + '[loss]\ntype = "ragan"\nform = "hinge"\n',
     ("loss", "rpgan"): IMAGES + '[loss]\ntype = "rpgan"\n',
+    ("loss", "acgan"): CONDITIONAL + '[[regularizers]]\ntype = "r1"\n',
     ("optimizer", "adam"): POINTS + '[optim.generator]\ntype = "adam"\nfused = true\n',
     ("optimizer", "adamw"): POINTS + '[optim.generator]\ntype = "adamw"\nweight_decay = 0.01\n',
     ("optimizer", "sgd"): POINTS + '[optim.discriminator]\ntype = "sgd"\nmomentum = 0.9\nnesterov = true\n',
@@ -130,6 +134,8 @@ CASES: dict[tuple[str, str], str] = {
     ("metric", "density-coverage"): IMAGES + '[[metrics]]\ntype = "density-coverage"\nn_fake = 64\n',
     ("metric", "stacked-digits"): IMAGES.replace('type = "digits"', 'type = "stacked-digits"')
     + '[[metrics]]\ntype = "stacked-digits"\nsamples = 64\n',
+    ("metric", "class-accuracy"): CONDITIONAL + '[[metrics]]\ntype = "class-accuracy"\nsamples = 8\n',
+    ("metric", "intra-fid"): CONDITIONAL + '[[metrics]]\ntype = "intra-fid"\nn_fake = 8\n',
 }
 
 GAN_KINDS = ("generator", "discriminator", "schedule", "balance", "trick", "data", "metric", "optimizer", "logger")

@@ -333,8 +333,10 @@ HOSTILE: dict[str, list[tuple[list[str], str]]] = {
         (["{run}", "--video", "{tmp}/v.gif", "--seconds", "99999999"], "--seconds must be in"),
         (["{run}", "--latent", "{file}"], "not a safetensors file"),
         (["{run}", "--latent", "{missing}"], "no such file"),
+        (["{run}", "--class", "3", "-o", "{tmp}/a.png"], "--class: this generator is not class-conditional"),
     ],
     "eval": [
+        (["{run}", "--metric", "class-accuracy"], "'class-accuracy' scores class-conditional generators"),
         (["{run}", "--metric", "nope"], "unknown metric 'nope'"),
         (["{run}", "--metric", "modes", "-n", "-3"], "-n -3: must be a positive number"),
         (["{run}", "--metric", "modes", "--set", "samples=99999999999"], "samples: Input should be less than"),

@@ -103,7 +103,8 @@ def test_every_shipped_recipe_is_estimated_on_meta(name: str) -> None:
     shape = (2,) if data.name in ("ring", "grid") else (
         3 if data.name == "stacked-digits" else data.params.channels, data.params.resolution, data.params.resolution
     )
-    estimate = estimate_training_memory(recipe, shape, torch.device("cpu"))
+    # ten classes, as labelled data would give (unconditional networks ignore them; conditional ones need them)
+    estimate = estimate_training_memory(recipe, shape, torch.device("cpu"), num_classes=10)
     assert estimate is not None
     assert estimate.parts["weights"] > 0
     assert any(key.startswith("activations") for key in estimate.parts)

@@ -52,7 +52,8 @@ def test_export_writes_the_hugging_face_layout(exported: Path) -> None:
     config = json.loads((exported / "config.json").read_text())
     assert config["library_name"] == "gankit"
     assert config["generator"] == {"type": "dcgan@v1", "latent_dim": 8, "width": 4, "max_width": 8,
-                                   "init": "dcgan", "upsample": "transpose", "norm": "batch"}
+                                   "init": "dcgan", "upsample": "transpose", "norm": "batch",
+                                   "condition": "none"}
     assert config["part_version"] == f"dcgan@v1 (gankit {gankit.__version__})"
     assert config["part_versions"]["tricks.0"].startswith("ema@v1")
     assert config["sample_shape"] == [1, 8, 8] and config["latent_dim"] == 8 and config["step"] == 4

@@ -88,9 +88,9 @@ def test_conditional_networks_take_labels() -> None:
 
 
 def test_a_condition_without_labelled_data_is_a_clear_error() -> None:
-    with pytest.raises(GankitError, match="condition = 'embedding' needs labelled data"):
+    with pytest.raises(GankitError, match="condition = 'embedding' needs class labels"):
         generator(condition="embedding")
-    with pytest.raises(GankitError, match="condition = 'projection' needs labelled data"):
+    with pytest.raises(GankitError, match="condition = 'projection' needs class labels"):
         discriminator(condition="projection")
 
 

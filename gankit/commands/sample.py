@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gankit.training.generate import LoadedGenerator
@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
                         help="pull samples towards the average w (0: the average image, 1: none); for generators "
                         "with a mapping network (stylegan2)")
+    parser.add_argument("--class", dest="classes", action="append", metavar="CLASS",
+                        help="class-conditional generators: draw this class (an index, or a class name of the run's "
+                             "data such as a folder name); repeat for one grid row per class. Default: one row per "
+                             "class")
     parser.add_argument("--device", default="cpu", help="device to sample on: cpu (default), auto, cuda, cuda:N, mps")
 
 
@@ -85,18 +89,31 @@ def run(args: argparse.Namespace) -> int:
 
         picture = samples_picture(draw_latents(loaded, load_latents(args.latent)))
     elif output is not None:
+        rows_of, columns = class_rows(loaded, args.classes, n)
+        if rows_of is not None and not args.interpolate:
+            count = len(rows_of)
         probe = sample(loaded, 1, seed=args.seed, truncation=args.truncation)
         scales = len(probe) if isinstance(probe, list | tuple) else 1
         shape = tuple((probe[-1] if scales > 1 else probe).shape[1:])
-        check_picture_size(count, shape, columns=args.steps if args.interpolate else None, scales=scales)
+        check_picture_size(count, shape, columns=args.steps if args.interpolate else columns, scales=scales)
         per_sample = sum(t[0].numel() * t.element_size() for t in (probe if scales > 1 else [probe]))
         check_memory(MemoryEstimate(device.type, {"samples and their concatenation": 2 * count * per_sample},
                                     f"-n {count}"), device, "Draw fewer samples.")
         if args.interpolate:
-            images = interpolate(loaded, args.steps, rows=rows, seed=args.seed, truncation=args.truncation)
+            chosen = None if rows_of is None else _row_classes(loaded, args, rows)
+            images = interpolate(loaded, args.steps, rows=rows, seed=args.seed, labels=chosen,
+                                 truncation=args.truncation)
             picture = samples_picture(images, columns=args.steps)
         else:
-            picture = samples_picture(sample(loaded, n, seed=args.seed, truncation=args.truncation))
+            latents = None
+            if columns:  # one row per class: column j has the same latent in every row, so only the class changes
+                import torch
+
+                first = torch.randn(columns, loaded.latent_dim, generator=torch.Generator().manual_seed(args.seed))
+                latents = first.repeat(count // columns, 1)
+            images = sample(loaded, count, seed=args.seed, latents=latents, labels=rows_of,
+                            truncation=args.truncation)
+            picture = samples_picture(images, columns=columns)
     if output is not None:
         path = save_picture(picture, output)
         print(f"wrote {path} (step {loaded.step} of {loaded.source})")
@@ -148,3 +165,36 @@ def _walk_video(loaded: LoadedGenerator, args: argparse.Namespace) -> Path:
     pictures = (samples_picture(sample(loaded, tiles, latents=latents[i], truncation=args.truncation))
                 for i in range(frames))
     return write_video(pictures, args.video, fps=args.fps)
+
+
+def class_rows(loaded: Any, classes: list[str] | None, n: int) -> tuple[Any, int | None]:
+    """The label of every sample of a class-conditional generator's grid, and the grid's columns.
+
+    One class (``--class 7``): ``n`` samples of it. Several, or none given (every class): one row per
+    class, ``n // classes`` samples each, the same latents in every row (at least one sample per class;
+    rows of one are laid out as a square grid).
+    An unconditional generator gets ``(None, None)``, or an error when classes were asked for.
+    """
+    import torch
+
+    from gankit.training.generate import class_index, num_classes_of
+
+    if not num_classes_of(loaded):
+        if classes:
+            class_index(loaded, classes[0], "--class")  # raises: the generator is not conditional
+        return None, None
+    chosen = [class_index(loaded, c, "--class") for c in classes] if classes else list(range(num_classes_of(loaded)))
+    if len(chosen) == 1:
+        return torch.full((n,), chosen[0], dtype=torch.int64), None
+    per_row = max(1, n // len(chosen))
+    labels = torch.tensor(chosen, dtype=torch.int64).repeat_interleave(per_row)
+    return labels, per_row if per_row > 1 else None
+
+
+def _row_classes(loaded: Any, args: argparse.Namespace, rows: int) -> list[int]:
+    """The class of each interpolation row: the ``--class`` values (or every class) in turn."""
+    from gankit.training.generate import class_index, num_classes_of
+
+    chosen = [class_index(loaded, c, "--class") for c in args.classes] if args.classes else list(
+        range(num_classes_of(loaded)))
+    return [chosen[i % len(chosen)] for i in range(rows)]

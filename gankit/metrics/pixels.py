@@ -130,12 +130,13 @@ def network_input(pixels: Tensor, mode: ResizeMode, size: tuple[int, int] = (299
 
 
 def generated_pixels(
-    generator: Any, n: int, *, seed: int, device: Any = None, batch: int = 250
+    generator: Any, n: int, *, seed: int, device: Any = None, batch: int = 250, labels: Tensor | None = None
 ) -> Iterator[Tensor]:
-    """``n`` samples of ``generator`` from the fixed latent batch of ``seed``, quantised, ``batch`` at a time."""
+    """``n`` samples of ``generator`` from the fixed latent batch of ``seed`` (and ``labels``), quantised, ``batch``
+    at a time."""
     from gankit.metrics.sampling import iterate_samples
 
-    for images in iterate_samples(generator, n, seed=seed, device=device, chunk=batch):
+    for images in iterate_samples(generator, n, seed=seed, device=device, chunk=batch, labels=labels):
         yield quantize(images)
 
 

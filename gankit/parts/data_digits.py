@@ -34,6 +34,12 @@ class Digits:
     to ``resolution`` with antialiased bicubic resampling, scaled to
     [-1, 1] (background -1) and cached as ``uint8`` in :attr:`pixels`.
     :meth:`sample` draws uniformly with replacement.
+
+    It is labelled: the classes are the digits kept (:attr:`class_names`
+    ``"0"`` to ``"9"``, or those of ``classes``, in increasing order), and
+    :meth:`sample_labelled` gives each image's class index with it (the digit
+    itself when all ten are kept). :attr:`labels` holds every stored image's
+    digit.
     """
 
     def __init__(self, params: DigitsParams, **context: Any) -> None:
@@ -53,11 +59,27 @@ class Digits:
         self.channels: int = params.channels
         self.classes: list[int] = sorted(set(params.classes)) if params.classes is not None else list(range(10))
         self.labels: Tensor = labels
+        self.class_names: list[str] = [str(digit) for digit in self.classes]
+        self.class_labels: Tensor = torch.bucketize(labels, torch.tensor(self.classes))
         self.pixels: Tensor = _resize_to_uint8(images.unsqueeze(1), params.resolution)
         self.shape: tuple[int, ...] = (params.channels, params.resolution, params.resolution)
 
     def __len__(self) -> int:
         return self.pixels.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes (digits) the data holds."""
+        return len(self.classes)
+
+    def label_frequencies(self) -> Tensor:
+        """How often each class occurs among the stored images, ``(num_classes,)`` float32 summing to 1."""
+        counts = torch.bincount(self.class_labels, minlength=self.num_classes).double()
+        return (counts / counts.sum()).float()
+
+    def labels_at(self, indices: Tensor) -> Tensor:
+        """The class indices of the stored images at ``indices``, ``int64``."""
+        return self.class_labels[torch.as_tensor(indices, dtype=torch.int64)]
 
     def _to_float(self, pixels: Tensor) -> Tensor:
         images = pixels.float().div_(127.5).sub_(1.0)
@@ -67,6 +89,11 @@ class Digits:
         """``batch_size`` images ``(N, C, H, W)`` in [-1, 1], drawn uniformly with replacement using ``generator``."""
         index = torch.randint(len(self), (batch_size,), generator=generator)
         return self._to_float(self.pixels[index])
+
+    def sample_labelled(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """A batch as :meth:`sample` draws it (the same draws) and the class index of every image, ``int64``."""
+        index = torch.randint(len(self), (batch_size,), generator=generator)
+        return self._to_float(self.pixels[index]), self.class_labels[index]
 
     def images(self) -> Tensor:
         """Every stored image, ``(N, C, H, W)`` float in [-1, 1], in scikit-learn's order."""

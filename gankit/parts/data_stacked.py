@@ -6,6 +6,10 @@ every sample is a triple of independently drawn digits, so the data has
 10 x 10 x 10 = 1,000 equally likely modes, and a generator that drops any
 combination of digits is easy to catch with a digit classifier (the
 ``stacked-digits`` metric).
+
+It is labelled with those 1,000 modes: the class of an image is its digit
+triple, numbered ``100 * first + 10 * second + third`` and named ``"000"`` to
+``"999"``, so a conditional generator can be asked for any triple.
 """
 
 from __future__ import annotations
@@ -40,14 +44,21 @@ class StackedDigits:
     gives the digit triples of stored indices, and :attr:`modes` is 1,000.
     ``len()`` is a nominal 1,797 x 3 (an epoch sees each stored digit about
     three times).
+
+    Labelled: :meth:`sample_labelled` gives each image's class, its digit
+    triple read as a three-digit number (``"372"`` is class 372), from the
+    same draws as :meth:`sample`; :meth:`label_frequencies` are the products
+    of the three digits' frequencies among the stored digits.
     """
 
     modes_count: int = 10**CHANNELS
+    num_classes: int = 10**CHANNELS
 
     def __init__(self, params: StackedDigitsParams, **context: Any) -> None:
         self.digits = Digits(DigitsParams(resolution=params.resolution, channels=1))
         self.resolution: int = params.resolution
         self.shape: tuple[int, ...] = (CHANNELS, params.resolution, params.resolution)
+        self.class_names: list[str] = [f"{k:0{CHANNELS}d}" for k in range(self.num_classes)]
 
     def __len__(self) -> int:
         return len(self.digits) * CHANNELS
@@ -65,9 +76,27 @@ class StackedDigits:
         """The digit triples ``(N, 3)`` of stored-digit indices ``(N, 3)``."""
         return self.digits.labels[indices]
 
+    def classes_of(self, indices: Tensor) -> Tensor:
+        """The class (digit triple as a number, 0 to 999) of stored-digit indices ``(N, 3)``: ``(N,)`` int64."""
+        triples = self.labels(indices)
+        weights = torch.tensor([10 ** (CHANNELS - 1 - c) for c in range(CHANNELS)])
+        return (triples * weights).sum(dim=1)
+
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """``batch_size`` stacked images ``(N, 3, R, R)`` in [-1, 1], drawn with ``generator``."""
         return self.images_of(self.sample_indices(batch_size, generator))
+
+    def sample_labelled(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """A batch as :meth:`sample` draws it (the same draws) and each image's class (its triple), ``int64``."""
+        indices = self.sample_indices(batch_size, generator)
+        return self.images_of(indices), self.classes_of(indices)
+
+    def label_frequencies(self) -> Tensor:
+        """How often each of the 1,000 triples is drawn, ``(1000,)`` float32 summing to 1."""
+        digit = torch.bincount(self.digits.labels, minlength=10).double()
+        digit = digit / digit.sum()
+        joint = digit[:, None, None] * digit[None, :, None] * digit[None, None, :]
+        return joint.flatten().float()
 
     def __repr__(self) -> str:
         return f"StackedDigits(shape={self.shape}, modes={self.modes_count})"

@@ -57,7 +57,7 @@ class ModesMetric:
     def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
         """Score ``generator`` against the mixture ``data``."""
         from gankit.metrics.modes import mode_coverage
-        from gankit.metrics.sampling import generate
+        from gankit.metrics.sampling import evaluation_labels, generate
 
         centres, sigma = getattr(data, "modes", None), getattr(data, "sigma", None)
         if centres is None or sigma is None:
@@ -65,7 +65,8 @@ class ModesMetric:
                 f"metric 'modes' needs data with known modes and sigma (ring, grid), not {type(data).__name__}"
             )
         seed = self.params.seed if self.params.seed is not None else seed
-        points = generate(generator, self.params.samples, seed=seed, device=device)
+        n = self.params.samples
+        points = generate(generator, n, seed=seed, device=device, labels=evaluation_labels(generator, data, n, seed))
         return mode_coverage(points, centres, float(sigma), threshold=self.params.threshold)
 
 
@@ -100,7 +101,7 @@ class StackedDigitsMetric:
     def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
         """Classify every channel of generated images and count the digit triples."""
         from gankit.metrics.digits import digits_classifier
-        from gankit.metrics.sampling import iterate_samples
+        from gankit.metrics.sampling import evaluation_labels, iterate_samples
         from gankit.metrics.stacked import stacked_summary, triple_counts
 
         shape = tuple(getattr(data, "shape", ()))
@@ -112,7 +113,9 @@ class StackedDigitsMetric:
         classifier = digits_classifier(int(shape[-1]))
         if device is not None:
             classifier.to(device)
-        counts = triple_counts(iterate_samples(generator, self.params.samples, seed=seed, device=device), classifier)
+        n = self.params.samples
+        labels = evaluation_labels(generator, data, n, seed)
+        counts = triple_counts(iterate_samples(generator, n, seed=seed, device=device, labels=labels), classifier)
         return stacked_summary(counts, classifier.accuracy)
 
 
@@ -238,12 +241,20 @@ class _FeatureMetric:
                 self.progress(done, total, what)
             yield features
 
-    def fake_features(self, generator: Any, extractor: Any, seed: int, device: Any) -> Iterator[Any]:
-        """Features of ``n_fake`` quantised generated images, batch by batch."""
+    def fake_features(
+        self, generator: Any, extractor: Any, seed: int, device: Any, data: Any = None, labels: Any = None
+    ) -> Iterator[Any]:
+        """Features of ``n_fake`` quantised generated images, batch by batch.
+
+        A class-conditional generator is asked for ``labels``, else for classes drawn as often as ``data`` holds them.
+        """
         from gankit.metrics.pixels import generated_pixels
+        from gankit.metrics.sampling import evaluation_labels
 
         n = self.params.n_fake
-        batches = generated_pixels(generator, n, seed=seed, device=device, batch=self.params.batch)
+        if labels is None:
+            labels = evaluation_labels(generator, data, n, seed)
+        batches = generated_pixels(generator, n, seed=seed, device=device, batch=self.params.batch, labels=labels)
         return self._features(extractor, batches, n, "generated")
 
     def real_count(self, data: Any) -> int:
@@ -350,7 +361,7 @@ class FIDMetric(_FeatureMetric):
 
             real, reference = self._cached_real(data, extractor, seed, gather), {}
         fake = RunningGaussian()
-        for features in self.fake_features(generator, extractor, seed, device):
+        for features in self.fake_features(generator, extractor, seed, device, data):
             fake.update(features)
         stats = fake.result()
         out = {
@@ -437,7 +448,8 @@ class KIDMetric(_FeatureMetric):
         real = self._cached_real(data, extractor, seed,
                                  lambda: _all_features(self.real_features(data, extractor, seed),
                                                        self.real_count(data), "real"))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
+        fake = _all_features(self.fake_features(generator, extractor, seed, device, data), self.params.n_fake,
+                             "generated")
         mean, std = kernel_distance(fake.double(), real.double(), subsets=self.subsets,
                                     subset_size=self.subset_size, seed=seed)
         self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0])
@@ -476,7 +488,8 @@ class PrecisionRecallMetric(_FeatureMetric):
         real = self._cached_real(data, extractor, seed,
                                  lambda: _all_features(self.real_features(data, extractor, seed),
                                                        self.real_count(data), "real"))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
+        fake = _all_features(self.fake_features(generator, extractor, seed, device, data), self.params.n_fake,
+                             "generated")
         precision, recall = precision_recall(real, fake, k=self.k)
         self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
         return {"precision": precision, "recall": recall, "n_fake": float(fake.shape[0]),
@@ -515,7 +528,8 @@ class DensityCoverageMetric(_FeatureMetric):
         real = self._cached_real(data, extractor, seed,
                                  lambda: _all_features(self.real_features(data, extractor, seed),
                                                        self.real_count(data), "real"))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device), self.params.n_fake, "generated")
+        fake = _all_features(self.fake_features(generator, extractor, seed, device, data), self.params.n_fake,
+                             "generated")
         density, coverage = density_coverage(real, fake, k=self.k)
         self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
         return {"density": density, "coverage": coverage, "n_fake": float(fake.shape[0]),

@@ -44,12 +44,12 @@ class SlicedWassersteinMetric:
         """Compare ``samples`` generated samples with as many real ones."""
         import torch
 
-        from gankit.metrics.sampling import generate
+        from gankit.metrics.sampling import evaluation_labels, generate
         from gankit.metrics.sliced import sliced_wasserstein
 
         seed = self.params.seed if self.params.seed is not None else seed
         n, k = self.params.samples, self.params.projections
-        fake = generate(generator, n, seed=seed, device=device)
+        fake = generate(generator, n, seed=seed, device=device, labels=evaluation_labels(generator, data, n, seed))
         rng = torch.Generator().manual_seed(seed + 1)
         real = data.sample(n, rng).float().cpu()
         other = data.sample(n, rng).float().cpu()

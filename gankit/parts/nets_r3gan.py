@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.hookspecs import Register
+from gankit.nn.conditioning import classes_for
 from gankit.nn.grid import Pyramid, pyramid
 from gankit.nn.resample import BINOMIAL, downsample2d, fir_filter, upsample2d
 from gankit.registry import Params
@@ -138,17 +139,6 @@ def _widths(grid: Pyramid, width: int, max_width: int) -> list[int]:
     return [min(width * 2 ** (levels - 1 - i), max_width) for i in range(levels)]
 
 
-def _classes(condition: str, num_classes: Any, part: str) -> int:
-    n = int(num_classes or 0)
-    if condition == "none":
-        return 0
-    if n <= 0:
-        raise GankitError(
-            f"{part}: condition = {condition!r} needs labelled data (digits, stacked-digits, image-folder with "
-            "labels = \"folders\"), but the data has no classes; set condition = \"none\""
-        )
-    return n
-
 
 class R3GANGenerator(nn.Module):
     """R3GAN's generator: z → learned basis at the base grid → stages of residual blocks, upsampling → 1x1 to image.
@@ -172,7 +162,7 @@ class R3GANGenerator(nn.Module):
         grid = pyramid(shape, part)
         self.shape = (grid.channels, *grid.sizes[-1])
         self.latent_dim = params.latent_dim
-        self.num_classes = _classes(params.condition, num_classes, part)
+        self.num_classes = classes_for(params.condition, int(num_classes or 0), part)
         widths = _widths(grid, params.width, params.max_width)
         total = params.blocks * len(widths)
         self.embed = _he(nn.Linear(self.num_classes, params.latent_dim, bias=False)) if self.num_classes else None
@@ -244,7 +234,7 @@ class R3GANDiscriminator(nn.Module):
         part = "discriminator 'r3gan'"
         grid = pyramid(shape, part)
         self.shape = (grid.channels, *grid.sizes[-1])
-        self.num_classes = _classes(params.condition, num_classes, part)
+        self.num_classes = classes_for(params.condition, int(num_classes or 0), part)
         widths = _widths(grid, params.width, params.max_width)[::-1]  # from the image down to the base grid
         total = params.blocks * len(widths)
         self.from_image = _conv(grid.channels, widths[0], 1)

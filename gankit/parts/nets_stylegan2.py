@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.hookspecs import Register
+from gankit.nn.conditioning import classes_for
 from gankit.nn.equalized import EqualConv2d, EqualLinear, bias_act, normalize_2nd_moment
 from gankit.nn.grid import Pyramid, pyramid
 from gankit.nn.layers import MinibatchStd
@@ -99,18 +100,6 @@ class StyleGAN2DiscriminatorParams(_ChannelParams):
 def _channels(size: tuple[int, int], base: int, cap: int) -> int:
     return max(1, min(base // max(size), cap))
 
-
-def _classes(condition: str, num_classes: Any, part: str) -> int:
-    """The number of classes a network is conditioned on (0: unconditional), checked against the data."""
-    n = int(num_classes or 0)
-    if condition == "none":
-        return 0
-    if n <= 0:
-        raise GankitError(
-            f"{part}: condition = {condition!r} needs labelled data (digits, stacked-digits, image-folder with "
-            "labels = \"folders\"), but the data has no classes; set condition = \"none\""
-        )
-    return n
 
 
 # --------------------------------------------------------------------------- mapping
@@ -346,7 +335,7 @@ class StyleGAN2Generator(nn.Module):
         self.shape = (grid.channels, *grid.sizes[-1])
         self.latent_dim = params.latent_dim
         self.w_dim = params.w_dim
-        self.num_classes = _classes(params.condition, num_classes, part)
+        self.num_classes = classes_for(params.condition, int(num_classes or 0), part)
         self.synthesis = SynthesisNetwork(grid, params.w_dim, params.channel_base, params.channel_max)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
@@ -409,7 +398,7 @@ class StyleGAN2Discriminator(nn.Module):
         part = "discriminator 'stylegan2'"
         grid = pyramid(shape, part)
         self.shape = (grid.channels, *grid.sizes[-1])
-        self.num_classes = _classes(params.condition, num_classes, part)
+        self.num_classes = classes_for(params.condition, int(num_classes or 0), part)
         sizes = grid.sizes
         widths = [_channels(s, params.channel_base, params.channel_max) for s in sizes]
         self.blocks = nn.Sequential(

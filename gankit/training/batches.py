@@ -56,7 +56,10 @@ class Batches:
     """Draws the batches of a step: real samples (with labels when needed) and latents (with labels).
 
     ``transform_real`` is applied to every real batch on the device (the
-    tricks' ``real_batch`` event).
+    tricks' ``real_batch`` event). A conditional generator's labels are drawn
+    uniformly over its ``num_classes``, or, with ``label_frequencies`` (a
+    ``(num_classes,)`` tensor summing to 1, the data's), as often as each
+    class occurs in the data.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class Batches:
         num_classes: int = 0,
         real_labels: bool = False,
         transform_real: Any = None,
+        label_frequencies: Tensor | None = None,
     ) -> None:
         self.data = data
         self.streams = streams
@@ -83,14 +87,25 @@ class Batches:
         self.transform_real = transform_real
         if (real_labels or num_classes) and not int(getattr(data, "num_classes", 0) or 0):
             raise GankitError(
-                f"the networks are conditional (class labels), but the data source {type(data).__name__} has no "
-                "labels: use labelled data (digits, stacked-digits, image-folder with labels = \"folders\") or "
-                "unconditional networks"
+                f"the networks are class-conditional, but the data source {type(data).__name__} has no labels: train "
+                "on labelled data (digits, stacked-digits, or image-folder / prepared with labels = \"folders\") or "
+                "set condition = \"none\" on the generator and the discriminator"
             )
         if num_classes and int(data.num_classes) != num_classes:
             raise GankitError(
                 f"the generator is conditioned on {num_classes} classes but the data has {int(data.num_classes)}"
             )
+        self.label_frequencies: Tensor | None = None
+        if label_frequencies is not None and num_classes:
+            frequencies = torch.as_tensor(label_frequencies, dtype=torch.float32).flatten()
+            if frequencies.numel() != num_classes or not bool(torch.isfinite(frequencies).all()) or bool(
+                (frequencies < 0).any()
+            ) or float(frequencies.sum()) <= 0:
+                raise GankitError(
+                    f"the data's label_frequencies() must give {num_classes} non-negative numbers with a positive "
+                    f"sum, got {frequencies.numel()}"
+                )
+            self.label_frequencies = frequencies.to(device)
 
     def real(self) -> tuple[Tensor, Tensor | None]:
         """A real batch on the device (and its labels when the networks need them)."""
@@ -108,10 +123,15 @@ class Batches:
         return batch, labels
 
     def latents(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
-        """A latent batch from the latent stream, and labels drawn uniformly when the generator is conditional."""
+        """A latent batch from the latent stream, and labels when the generator is conditional.
+
+        The labels come from the same stream: uniform, or with the data's label frequencies when given.
+        """
         n = self.batch_size if n is None else n
         z = torch.randn(n, self.latent_dim, device=self.device, generator=self.streams.latent)
         labels = None
-        if self.num_classes:
+        if self.label_frequencies is not None:
+            labels = torch.multinomial(self.label_frequencies, n, replacement=True, generator=self.streams.latent)
+        elif self.num_classes:
             labels = torch.randint(self.num_classes, (n,), device=self.device, generator=self.streams.latent)
         return z, labels

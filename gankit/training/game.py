@@ -15,6 +15,12 @@
    BatchNorm normalises with the batch's own statistics exactly as in the
    discriminator phase.
 
+Regularisers act on the network they name (``network``: the discriminator,
+the generator, or ``"both"``, then in both phases). For class-conditional
+networks, labels go with every batch; a regulariser that sets
+``needs_class_logits`` (``acgan``) gets the class logits of a discriminator
+with a classifier, computed in the same forward pass as the logits.
+
 The loop (:mod:`gankit.training.trainer`) decides how many of each phase a step
 runs; this module only does the maths. Losses stay on the device.
 """
@@ -96,6 +102,14 @@ def _call(network: Any, x: Any, labels: Tensor | None) -> Any:
     return network(x) if labels is None else network(x, labels)
 
 
+def _judged(network: Any, x: Any, labels: Tensor | None, classes: bool) -> tuple[Tensor, Tensor | None]:
+    """The discriminator's logits of ``x`` in fp32, and its class logits when ``classes`` (one forward pass)."""
+    if not classes:
+        return _call(network, x, labels).float(), None
+    logits, class_logits = network(x, labels, return_classes=True)
+    return logits.float(), class_logits.float()
+
+
 def _takes_two(method: Any) -> bool:
     """Whether a loss's ``generator_loss`` accepts ``(fake_logits, real_logits)``."""
     try:
@@ -115,15 +129,25 @@ def _takes_context(method: Any) -> bool:
         return False
 
 
-class Regularization:
-    """One regulariser, with when it applies and how it is called."""
+#: The networks a regulariser may act on (``network = "both"`` means the two).
+REGULARIZED_NETWORKS = ("discriminator", "generator")
 
-    def __init__(self, part: Any) -> None:
+
+class Regularization:
+    """One regulariser acting on one network, with when it applies and how it is called.
+
+    ``network`` defaults to the one the part names. The method called is
+    ``<network>_penalty`` when the part has one, else ``penalty``.
+    """
+
+    def __init__(self, part: Any, network: str | None = None) -> None:
         self.part = part
-        self.network: str = getattr(part, "network", "discriminator")
+        self.network: str = network or str(getattr(part, "network", "discriminator"))
         self.every = int(getattr(part, "every", 1))
         self.gain = float(part.weight) * self.every
-        self.takes_context = _takes_context(part.penalty)
+        self.method = getattr(part, f"{self.network}_penalty", None) or part.penalty
+        self.takes_context = _takes_context(self.method)
+        self.needs_class_logits = bool(getattr(part, "needs_class_logits", False))
 
     def due(self, count: int) -> bool:
         """Whether it applies at this network's ``count``-th step."""
@@ -131,8 +155,28 @@ class Regularization:
 
     def penalty(self, *args: Any, **context: Any) -> Tensor:
         """``weight * every * penalty(...)``."""
-        value: Tensor = self.part.penalty(*args, **context) if self.takes_context else self.part.penalty(*args)
+        value: Tensor = self.method(*args, **context) if self.takes_context else self.method(*args)
         return self.gain * value
+
+
+def regularizations(part: Any) -> list[Regularization]:
+    """What a regulariser part does: one :class:`Regularization` per network it names (``"both"``: two)."""
+    from gankit.errors import GankitError
+
+    declared = getattr(part, "network", "discriminator")
+    if declared not in (*REGULARIZED_NETWORKS, "both"):
+        raise GankitError(
+            f"regulariser {type(part).__name__} says network = {declared!r}; "
+            "it must be 'discriminator', 'generator' or 'both'"
+        )
+    networks = REGULARIZED_NETWORKS if declared == "both" else (declared,)
+    for network in networks:
+        if not callable(getattr(part, f"{network}_penalty", None) or getattr(part, "penalty", None)):
+            raise GankitError(
+                f"regulariser {type(part).__name__} acts on the {network} but has neither {network}_penalty nor "
+                "penalty"
+            )
+    return [Regularization(part, network) for network in networks]
 
 
 class GanGame:
@@ -154,15 +198,7 @@ class GanGame:
     ) -> None:
         self.nets = networks
         self.loss = loss
-        regs = [Regularization(r) for r in regularizers]
-        for reg in regs:
-            if reg.network not in ("discriminator", "generator"):
-                from gankit.errors import GankitError
-
-                raise GankitError(
-                    f"regulariser {type(reg.part).__name__} says network = {reg.network!r}; "
-                    "it must be 'discriminator' or 'generator'"
-                )
+        regs = [reg for part in regularizers for reg in regularizations(part)]
         self.d_regularizers = [r for r in regs if r.network == "discriminator"]
         self.g_regularizers = [r for r in regs if r.network == "generator"]
         self.opt_g = optimizers["generator"]
@@ -224,17 +260,19 @@ class GanGame:
         real_in = self._seen(real)
         fake_in = self._seen(fake)
         d_real, d_fake = self._d_labels(real_labels), self._d_labels(fake_labels)
+        self.d_step_count += 1
+        due = [reg for reg in self.d_regularizers if reg.due(self.d_step_count)]
+        classes = any(reg.needs_class_logits for reg in due)
         with self.autocast():
-            real_logits = _call(nets.discriminator, real_in, d_real).float()
-            fake_logits = _call(nets.discriminator, fake_in, d_fake).float()
+            real_logits, real_classes = _judged(nets.discriminator, real_in, d_real, classes)
+            fake_logits, fake_classes = _judged(nets.discriminator, fake_in, d_fake, classes)
             loss: Tensor = self.loss.discriminator_loss(real_logits, fake_logits)
         total = loss
-        self.d_step_count += 1
-        if self.d_regularizers:
+        if due:
             judge = self._judge(nets.discriminator, d_real)
-            for reg in self.d_regularizers:
-                if reg.due(self.d_step_count):
-                    total = total + reg.penalty(judge, real_in, fake_in, real_labels=d_real, fake_labels=d_fake)
+            for reg in due:
+                total = total + reg.penalty(judge, real_in, fake_in, real_labels=d_real, fake_labels=d_fake,
+                                            real_class_logits=real_classes, fake_class_logits=fake_classes)
         self.scaler.scale(total).backward()
         self.scaler.step(self.opt_d)
         self.scaler.update()
@@ -274,19 +312,21 @@ class GanGame:
             fake_in = self._seen(fake)
             d_labels = self._d_labels(labels)
             real_logits = self._fresh_real_logits() if self.needs_real_logits else None
+            self.g_step_count += 1
+            due = [reg for reg in self.g_regularizers if reg.due(self.g_step_count)]
+            classes = any(reg.needs_class_logits for reg in due)
             with self.autocast():
-                fake_logits = _call(nets.frozen_discriminator, fake_in, d_labels).float()
+                fake_logits, fake_classes = _judged(nets.frozen_discriminator, fake_in, d_labels, classes)
                 if self._generator_loss_two:
                     loss: Tensor = self.loss.generator_loss(fake_logits, real_logits)
                 else:
                     loss = self.loss.generator_loss(fake_logits)
             total = loss
-            self.g_step_count += 1
-            if self.g_regularizers:
+            if due:
                 judge = self._judge(nets.frozen_discriminator, d_labels)
-                for reg in self.g_regularizers:
-                    if reg.due(self.g_step_count):
-                        total = total + reg.penalty(nets.generator_module, z, labels=labels, discriminator=judge)
+                for reg in due:
+                    total = total + reg.penalty(nets.generator_module, z, labels=labels, discriminator=judge,
+                                                fake_class_logits=fake_classes)
             self.scaler.scale(total).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()

@@ -29,7 +29,7 @@ from torch import nn
 
 from gankit import __version__
 from gankit.checkpoint import Checkpoint, checkpoint_path, save_checkpoint, write_run_checkpoint
-from gankit.errors import GankitError, TrainingError
+from gankit.errors import GankitError, MissingLabelsError, TrainingError
 from gankit.images import samples_picture, save_picture
 from gankit.progress import Progress
 from gankit.protocols import Decision
@@ -138,9 +138,13 @@ class Trainer:
         shape = tuple(self.data.shape)
         num_classes = int(getattr(self.data, "num_classes", 0) or 0)
         from gankit.resources import check_training_resources  # issue 19 (helper wt-19): resource check
-        check_training_resources(recipe, shape, self.device, num_classes=num_classes)  # issue 19: before any build
-        generator: nn.Module = recipe["generator"].build(shape=shape, num_classes=num_classes).to(self.device)
-        discriminator: nn.Module = recipe["discriminator"].build(shape=shape, num_classes=num_classes).to(self.device)
+        try:
+            check_training_resources(recipe, shape, self.device, num_classes=num_classes)  # issue 19: before any build
+            generator: nn.Module = recipe["generator"].build(shape=shape, num_classes=num_classes).to(self.device)
+            discriminator: nn.Module = recipe["discriminator"].build(shape=shape, num_classes=num_classes).to(
+                self.device)
+        except MissingLabelsError as error:
+            raise MissingLabelsError(error.network, error.condition, recipe["data"].name) from None
         if s.init_from is not None and not RunFolder(self.run_dir).has_checkpoints():  # not when resuming
             init_networks(s.init_from, recipe, generator, discriminator)
         if s.channels_last and len(shape) == 3:
@@ -151,6 +155,7 @@ class Trainer:
             raise GankitError(f"generator {recipe['generator'].name!r} has no positive latent_dim")
         self.loss = recipe["loss"].build()
         self.regularizers = [spec.build() for spec in recipe["regularizers"]]
+        _check_conditioning(recipe, generator, discriminator, self.regularizers)
         self.balance = recipe["balance"].build()
         self.tricks = [spec.build() for spec in recipe["tricks"]]
         self.metrics = [(spec.name, spec.build()) for spec in recipe["metrics"]]
@@ -170,7 +175,7 @@ class Trainer:
         fixed_rng = torch.Generator().manual_seed(s.seed + 3)
         self.fixed_latents = torch.randn(s.samples, self.latent_dim, generator=fixed_rng).to(self.device)
         g_classes = self.nets.generator_classes
-        self.fixed_labels = (torch.arange(s.samples) % g_classes).to(self.device) if g_classes else None
+        self.fixed_labels = grid_labels(s.samples, g_classes).to(self.device) if g_classes else None
         self.context = TrainingContext(
             generator=generator, discriminator=discriminator, optimizers=self.optimizers, data=self.data,
             run=s, device=self.device, total_steps=s.steps, rank=self.dist.rank, world_size=self.dist.world_size,
@@ -180,6 +185,7 @@ class Trainer:
             self.data, self.streams, batch_size=s.batch_size, latent_dim=self.latent_dim, device=self.device,
             channels_last=s.channels_last, num_classes=g_classes,
             real_labels=self.nets.discriminator_classes > 0,
+            label_frequencies=self._label_frequencies() if g_classes and s.latent_labels == "data" else None,
             transform_real=(lambda x: self.hooks.transform("real_batch", self.context, x))
             if self.hooks.has("real_batch") else None,
         )
@@ -195,6 +201,17 @@ class Trainer:
         self.best_value: float | None = None
         self._reset_accumulators()
         self.hooks.call("setup", self.context)
+
+    def _label_frequencies(self) -> torch.Tensor:
+        """The data's class frequencies, for ``run.latent_labels = "data"``."""
+        frequencies = getattr(self.data, "label_frequencies", None)
+        if not callable(frequencies):
+            raise GankitError(
+                f"run.latent_labels = \"data\" draws generated classes as often as the data holds them, but the data "
+                f"source {self.recipe['data'].name!r} does not say how often (it has no label_frequencies()); "
+                "use run.latent_labels = \"uniform\""
+            )
+        return torch.as_tensor(frequencies(), dtype=torch.float32)
 
     def _build_schedules(self) -> None:
         total = self.settings.steps
@@ -354,6 +371,7 @@ class Trainer:
 
     def load_state(self, ckpt: Checkpoint) -> None:
         """Restore the training state of a checkpoint (the recipe must build the same networks)."""
+        self._check_classes(ckpt)
         self.counters = from_checkpoint(self._stateful(), ckpt)
         self.game.d_step_count = self.counters.d_steps
         self.game.g_step_count = self.counters.g_steps
@@ -375,6 +393,21 @@ class Trainer:
                 GankitWarning,
                 stacklevel=2,
             )
+
+    def _check_classes(self, ckpt: Checkpoint) -> None:
+        """A conditional run resumes only on data with the classes it was trained on."""
+        if not (self.nets.generator_classes or self.nets.discriminator_classes):
+            return
+        saved = ckpt.state.get("num_classes")
+        names = ckpt.state.get("class_names")
+        current = data_description(self.data)
+        if saved is None or (int(saved), names) == (current["num_classes"], current["class_names"]):
+            return
+        raise GankitError(
+            f"the checkpoint's networks are conditioned on {int(saved)} classes ({_names(names)}), but the data "
+            f"({self.recipe['data'].name!r}) now has {current['num_classes']} ({_names(current['class_names'])}): "
+            "train on the data the run was trained on (the same classes, in the same order), or start a new run"
+        )
 
     def _rng_states(self) -> list[dict[str, torch.Tensor]]:
         """Every process's random-generator states (a collective when distributed)."""
@@ -652,6 +685,58 @@ class Trainer:
                 self._keep_best(results)
             if step % s.checkpoint_every == 0 or step == total:
                 self._last_ckpt = self.checkpoint()
+
+
+def grid_labels(count: int, num_classes: int) -> torch.Tensor:
+    """Labels for a sample grid of ``count`` images: one class per row of the grid, in order, then again."""
+    columns = max(1, math.ceil(math.sqrt(count)))
+    return (torch.arange(count) // columns) % num_classes
+
+
+def _names(names: Any, limit: int = 6) -> str:
+    if not names:
+        return "unnamed"
+    shown = ", ".join(str(n) for n in list(names)[:limit])
+    return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_conditioning(recipe: Recipe, generator: nn.Module, discriminator: nn.Module, regularizers: Sequence[Any]
+                        ) -> None:
+    """Refuse networks and parts that cannot play a conditional game together; warn when labels go unused."""
+    import warnings
+
+    from gankit.errors import GankitWarning
+
+    g_classes = int(getattr(generator, "num_classes", 0) or 0)
+    d_classes = int(getattr(discriminator, "num_classes", 0) or 0)
+    g_name, d_name = recipe["generator"].name, recipe["discriminator"].name
+    if d_classes and not g_classes:
+        raise GankitError(
+            f"{recipe.source}: discriminator {d_name!r} is class-conditional but generator {g_name!r} is not, so "
+            "generated samples would have no class to be judged by: condition the generator too (e.g. "
+            "generator.condition = \"embedding\"), or set discriminator.condition = \"none\""
+        )
+    if d_classes and g_classes != d_classes:
+        raise GankitError(
+            f"{recipe.source}: generator {g_name!r} is conditioned on {g_classes} classes and discriminator "
+            f"{d_name!r} on {d_classes}: both must take the data's classes"
+        )
+    specs = recipe["regularizers"]
+    for spec, part in zip(specs, regularizers, strict=False):
+        if getattr(part, "needs_class_logits", False) and not getattr(discriminator, "has_classifier", False):
+            raise GankitError(
+                f"{recipe.source}: regulariser {spec.name!r} needs class logits from the discriminator, but "
+                f"discriminator {d_name!r} has no classifier: set discriminator.condition = \"classifier\" (or "
+                "\"projection-classifier\")"
+            )
+    if g_classes and not d_classes:
+        warnings.warn(
+            f"{recipe.source}: generator {g_name!r} is class-conditional but discriminator {d_name!r} is not: unless "
+            "a part of the recipe uses the labels, nothing teaches the generator what a class looks like. Condition "
+            "the discriminator (discriminator.condition = \"projection\", or \"classifier\" with the acgan loss)",
+            GankitWarning,
+            stacklevel=4,
+        )
 
 
 def _warn_about_slow_metrics(specs: Sequence[Any], every: int) -> None:
