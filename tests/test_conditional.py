@@ -133,6 +133,23 @@ def test_conditional_networks_on_unlabelled_data_name_the_data_and_the_fix(tmp_p
 # --------------------------------------------------------------------------- networks and losses
 
 
+#: Small settings of the networks whose only class condition is an embedding (generators) or a projection.
+MODERN = {
+    ("generator", "stylegan2"): {"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 32,
+                                 "channel_max": 8},
+    ("discriminator", "stylegan2"): {"channel_base": 32, "channel_max": 8},
+    ("generator", "r3gan"): {"latent_dim": 8, "width": 16, "max_width": 16},
+    ("discriminator", "r3gan"): {"width": 16, "max_width": 16, "blocks": 1},
+}
+
+
+@pytest.mark.parametrize(("kind", "network"), sorted(MODERN))
+def test_stylegan2_and_r3gan_take_a_condition(kind: str, network: str) -> None:
+    condition = "embedding" if kind == "generator" else "projection"
+    part = check_part(kind, network, {**MODERN[kind, network], "condition": condition})
+    assert part.num_classes == 3
+
+
 @pytest.mark.parametrize("network", ["dcgan", "mlp"])
 @pytest.mark.parametrize("condition", ["embedding", "batchnorm"])
 def test_conditional_generators_pass_check_part(network: str, condition: str) -> None:

@@ -148,6 +148,24 @@ def test_truncation_zero_gives_the_average_image_and_one_the_untruncated(tmp_pat
     assert g.training is False
 
 
+def test_truncation_of_a_conditional_generator_keeps_the_class() -> None:
+    g = generator(num_classes=3, condition="embedding")
+    g.train()
+    for _ in range(5):
+        g(torch.randn(32, 8), torch.randint(0, 3, (32,)))  # give w_avg a value
+    for label in range(3):
+        plain = sample(g, 4, seed=1, labels=label)
+        assert torch.allclose(sample(g, 4, seed=1, labels=label, truncation=1.0), plain)
+        g.eval()
+        with torch.no_grad():
+            z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+            w = g.mapping(z, torch.full((4,), label))
+            expected = g.synthesis(g.w_avg + 0.5 * (w - g.w_avg))
+        assert torch.allclose(sample(g, 4, seed=1, labels=label, truncation=0.5), expected, atol=1e-6)
+    assert not torch.allclose(sample(g, 4, seed=1, labels=0, truncation=0.5),
+                              sample(g, 4, seed=1, labels=1, truncation=0.5))
+
+
 def test_truncation_needs_a_mapping_network() -> None:
     dcgan = get_registry().get("generator", "dcgan").build({"latent_dim": 8, "width": 4, "max_width": 8},
                                                             shape=(1, 8, 8))

@@ -309,7 +309,7 @@ def photos(args: argparse.Namespace) -> dict[str, Any]:
     folder = write_photo_crops(out / "crops", args.crops, seed=0)
     job = Job(args.photo_recipe, args.photo_recipe, 0, args.photo_steps, args.threads, str(out / "run"),
               [f"data.path={folder}", f"run.sample_every={args.sample_every}",
-               *(TINY.get(args.photo_recipe, []) if args.tiny else [])])
+               *args.photo_set, *(TINY.get(args.photo_recipe, []) if args.tiny else [])])
     import torch
 
     torch.set_num_threads(args.threads)
@@ -321,7 +321,8 @@ def photos(args: argparse.Namespace) -> dict[str, Any]:
     result = Trainer(load_recipe(job.recipe, overrides), job.out, quiet=True).fit()
     wall = time.perf_counter() - start
     report = build_report(result.run_dir)
-    text = (f"`{args.photo_recipe}` on {args.crops} crops of scikit-learn's sample photographs, "
+    settings = f" ({', '.join(args.photo_set)})" if args.photo_set else ""
+    text = (f"`{args.photo_recipe}`{settings} on {args.crops} crops of scikit-learn's sample photographs, "
             f"{result.step} steps in {wall:.0f} s; samples every {args.sample_every} steps: {report}")
     print(text, flush=True)
     return {"run": str(result.run_dir), "report": str(report), "wall_s": wall, "markdown": text}
@@ -368,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--photo-recipe", default="stylegan2-folder", help="photos: the recipe (default "
                         "stylegan2-folder)")
     parser.add_argument("--photo-steps", type=int, default=5000, help="photos: steps (default 5000)")
+    parser.add_argument("--photo-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="photos: a recipe override, such as data.resolution=32 (repeatable)")
     parser.add_argument("--sample-every", type=int, default=250, help="photos: sample grid every N steps")
     parser.add_argument("--crops", type=int, default=500, help="photos: crops written (default 500)")
     args = parser.parse_args(argv)
