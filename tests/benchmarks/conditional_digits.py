@@ -249,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fid-n", type=int, default=10_000, help="generated samples for fid (default 10000)")
     parser.add_argument("--speed-steps", type=int, default=200,
                         help="steps of each recipe timed side by side (default 200; 0 or --no-speed: none)")
+    parser.add_argument("--recipes", nargs="+", default=[CONDITIONAL, UNCONDITIONAL],
+                        choices=[CONDITIONAL, UNCONDITIONAL], help="which recipes to train (default both)")
     parser.add_argument("--no-speed", action="store_true", help="skip the side-by-side speed comparison")
     parser.add_argument("--speed-only", action="store_true", help="only the speed comparison, no training runs")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -266,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Job(recipe, seed, args.threads, str(root / f"{recipe}-seed{seed}"), args.per_class, args.fid_n,
                 list(args.overrides))
             for seed in range(args.seeds) for recipe in (CONDITIONAL, UNCONDITIONAL)
+            if recipe in args.recipes
         ]
         outcomes: list[Outcome] = []
         start = time.perf_counter()
