@@ -456,13 +456,40 @@ class KIDMetric(_FeatureMetric):
         return {"kid": mean, "kid_std": std, "n_fake": float(fake.shape[0]), "n_real": float(real.shape[0])}
 
 
+class _NeighbourhoodMetric(_FeatureMetric):
+    """All real and generated features, then two numbers from ``k``-nearest-neighbour balls (``_measure``)."""
+
+    #: The names of the two numbers ``_measure`` returns.
+    outputs: tuple[str, str]
+
+    def __init__(self, params: Any, **context: Any) -> None:
+        super().__init__(params, **context)
+        self.k: int = params.k
+
+    def _measure(self, real: Any, fake: Any) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
+        """The metric's two numbers for ``generator`` against ``data``, with the sample counts."""
+        shape, extractor, seed = self._setup(data, device, seed)
+        real = self._cached_real(data, extractor, seed,
+                                 lambda: _all_features(self.real_features(data, extractor, seed),
+                                                       self.real_count(data), "real"))
+        fake = _all_features(self.fake_features(generator, extractor, seed, device, data), self.params.n_fake,
+                             "generated")
+        first, second = self._measure(real, fake)
+        self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
+        return {self.outputs[0]: first, self.outputs[1]: second, "n_fake": float(fake.shape[0]),
+                "n_real": float(real.shape[0])}
+
+
 class PrecisionRecallParams(_DistanceParams):
     """Parameters of the ``precision-recall`` metric."""
 
     k: int = Field(3, ge=1, description="neighbourhood size: a sample's ball reaches its k-th nearest neighbour")
 
 
-class PrecisionRecallMetric(_FeatureMetric):
+class PrecisionRecallMetric(_NeighbourhoodMetric):
     """Improved precision and recall (Kynkäänniemi et al. 2019) on any feature extractor.
 
     Each set's support is the union of balls around its samples reaching
@@ -475,25 +502,12 @@ class PrecisionRecallMetric(_FeatureMetric):
     """
 
     name = "precision-recall"
+    outputs = ("precision", "recall")
 
-    def __init__(self, params: PrecisionRecallParams, **context: Any) -> None:
-        super().__init__(params, **context)
-        self.k = params.k
-
-    def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
-        """Precision and recall of ``generator`` against ``data``."""
+    def _measure(self, real: Any, fake: Any) -> tuple[float, float]:
         from gankit.metrics.manifold import precision_recall
 
-        shape, extractor, seed = self._setup(data, device, seed)
-        real = self._cached_real(data, extractor, seed,
-                                 lambda: _all_features(self.real_features(data, extractor, seed),
-                                                       self.real_count(data), "real"))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device, data), self.params.n_fake,
-                             "generated")
-        precision, recall = precision_recall(real, fake, k=self.k)
-        self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
-        return {"precision": precision, "recall": recall, "n_fake": float(fake.shape[0]),
-                "n_real": float(real.shape[0])}
+        return precision_recall(real, fake, k=self.k)
 
 
 class DensityCoverageParams(_DistanceParams):
@@ -503,7 +517,7 @@ class DensityCoverageParams(_DistanceParams):
     k: int = Field(5, ge=1, description="neighbourhood size of the real balls (Naeem et al.: 5)")
 
 
-class DensityCoverageMetric(_FeatureMetric):
+class DensityCoverageMetric(_NeighbourhoodMetric):
     """Density and coverage (Naeem et al. 2020) on any feature extractor.
 
     Around every real sample, a ball reaching its ``k``-th nearest real
@@ -515,25 +529,12 @@ class DensityCoverageMetric(_FeatureMetric):
     """
 
     name = "density-coverage"
+    outputs = ("density", "coverage")
 
-    def __init__(self, params: DensityCoverageParams, **context: Any) -> None:
-        super().__init__(params, **context)
-        self.k = params.k
-
-    def __call__(self, generator: Any, data: Any, *, device: Any = None, seed: int = 0) -> dict[str, float]:
-        """Density and coverage of ``generator`` against ``data``."""
+    def _measure(self, real: Any, fake: Any) -> tuple[float, float]:
         from gankit.metrics.manifold import density_coverage
 
-        shape, extractor, seed = self._setup(data, device, seed)
-        real = self._cached_real(data, extractor, seed,
-                                 lambda: _all_features(self.real_features(data, extractor, seed),
-                                                       self.real_count(data), "real"))
-        fake = _all_features(self.fake_features(generator, extractor, seed, device, data), self.params.n_fake,
-                             "generated")
-        density, coverage = density_coverage(real, fake, k=self.k)
-        self._describe(extractor, shape, n_fake=fake.shape[0], n_real=real.shape[0], k=self.k)
-        return {"density": density, "coverage": coverage, "n_fake": float(fake.shape[0]),
-                "n_real": float(real.shape[0])}
+        return density_coverage(real, fake, k=self.k)
 
 
 # --------------------------------------------------------------------------- encoders
