@@ -60,9 +60,13 @@ class ThreadTuner:
     It tries each candidate for ``probe_steps`` steps (after one warm-up step
     that is not counted), keeps the fastest, and probes again when the
     median of the last ``probe_steps`` steps is more than ``drift`` times
-    the chosen count's probed time, or after ``recheck_steps`` steps (which
+    the baseline, or after ``recheck_steps`` steps (which
     double each time a re-check keeps the same choice, up to
-    ``max_recheck_steps``). ``report`` is called with every choice.
+    ``max_recheck_steps``). The baseline is the slower of the chosen count's
+    probed time and the median of the first ``probe_steps`` steps after the
+    choice: steps that log, sample or checkpoint take longer than the probed
+    ones, and would otherwise look like a slowdown on an idle machine.
+    ``report`` is called with every choice.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class ThreadTuner:
         self._reason = "start"
         self._since_choice = 0
         self._recent: list[float] = []
+        self._baseline: float | None = None
         if len(self.candidates) == 1:
             self._use(self.candidates[0])
             self.choice = Choice(self.threads, {}, "the only candidate")
@@ -134,6 +139,7 @@ class ThreadTuner:
         self._pending = None
         self._since_choice = 0
         self._recent = []
+        self._baseline = None
         if best != self.threads:
             self._use(best)
         if self.report is not None:
@@ -146,8 +152,11 @@ class ThreadTuner:
             return
         self._since_choice += 1
         self._recent = [*self._recent[-(self.probe_steps - 1):], seconds] if self.probe_steps > 1 else [seconds]
-        baseline = self.choice.seconds[self.choice.threads]
-        if len(self._recent) == self.probe_steps and statistics.median(self._recent) > self.drift * baseline:
+        if len(self._recent) < self.probe_steps:
+            return
+        if self._baseline is None:
+            self._baseline = max(self.choice.seconds[self.choice.threads], statistics.median(self._recent))
+        elif statistics.median(self._recent) > self.drift * self._baseline:
             self._start_probe("steps slowed down")
         elif self._since_choice >= self.recheck_steps:
             self._start_probe("periodic re-check")

@@ -60,6 +60,19 @@ def test_keeps_the_fastest_and_adapts_to_a_busy_then_quiet_machine(restore_threa
     assert describe(choices[-1]) == "threads: 2 (1: 500 ms, 2: 260 ms per step; periodic re-check)"
 
 
+def test_steps_slower_than_the_probe_from_the_start_are_no_slowdown(restore_threads: None) -> None:
+    """Steps that log or sample cost more than the probed ones; on an idle machine that is not a reason to re-probe."""
+    times = iter([0.50] * 4 + [0.26] * 4 + [0.36] * 200)  # probe 1, probe 2, then steady steps 40 % above the probe
+    choices = []
+    tuner = ThreadTuner([1, 2], probe_steps=3, recheck_steps=10_000, report=choices.append)
+    for _ in range(150):
+        tuner.step_done(next(times))
+    assert [c.reason for c in choices] == ["start"] and choices[0].threads == 2
+    for _ in range(12):  # a real slowdown, well beyond the steady steps, still is (and the probe is reported)
+        tuner.step_done(0.9)
+    assert choices[-1].reason == "steps slowed down"
+
+
 def test_probing_costs_little_on_a_busy_machine(restore_threads: None) -> None:
     machine = Machine()
     machine.busy = True
