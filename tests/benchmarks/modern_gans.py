@@ -237,7 +237,7 @@ def small_data(args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out) / "small-data"
     folder = write_digit_folder(out / "digits", args.images, seed=0)
-    base = load_recipe("stylegan2-digits", TINY["stylegan2-digits"] if args.tiny else []).to_dict()
+    base = load_recipe(args.small_recipe, TINY[args.small_recipe] if args.tiny else []).to_dict()
     base["data"] = {"type": "image-folder", "path": str(folder), "resolution": 32, "channels": 1,
                     "hflip": False}
     with_ada = {**base, "tricks": [{"type": "ada"}, *base.get("tricks", [])]}
@@ -364,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200, help="small-data: training digits (default 200)")
     parser.add_argument("--small-steps", type=int, default=STEPS["stylegan2-digits"],
                         help="small-data: steps per run (default: the 15-minute length)")
+    parser.add_argument("--small-recipe", default="stylegan2-digits", choices=sorted(set(STEPS)),
+                        help="small-data: the digits recipe trained on the subset (default stylegan2-digits)")
     parser.add_argument("--every", type=int, default=500, help="small-data: score a checkpoint every N steps")
     parser.add_argument("--small-seeds", type=int, default=1, help="small-data: seeds per setting (default 1)")
     parser.add_argument("--photo-recipe", default="stylegan2-folder", help="photos: the recipe (default "
