@@ -52,9 +52,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-#: Steps of each digits recipe for about 15 minutes on a quiet 2-core machine (2 torch threads).
-#: Estimates from FLOP counts (DCGAN: 1,500 steps in 4 min 44 s, docs/BENCHMARKS.md); ``calibrate`` measures them.
-STEPS = {"dcgan-digits": 4700, "stylegan2-digits": 8000, "r3gan-digits": 4000}
+#: Steps of each digits recipe for 15 minutes on an idle 2-core machine (2 torch threads), from ``calibrate``
+#: on an AMD EPYC (304, 283 and 441 ms a step; docs/BENCHMARKS.md). Other machines: run ``calibrate``.
+STEPS = {"dcgan-digits": 2960, "stylegan2-digits": 3180, "r3gan-digits": 2040}
 
 #: Latent seeds for scoring are the run's seed plus this, so they differ from the sample grids'.
 EVAL_SEED_OFFSET = 10_000
