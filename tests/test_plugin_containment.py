@@ -140,8 +140,10 @@ def test_a_real_ctrl_c_still_interrupts_while_a_plugin_loads(plugin_env: dict[st
     # The plugin timeout is far longer than the wait for the exit: only the Ctrl-C can end the command in time,
     # however slow a busy machine makes the interpreter's exit.
     env = {**plugin_env, "GANKIT_PLUGIN_TIMEOUT": "900"}
+    # A shell starts commands with Ctrl-C at its default; an ignored SIGINT would be inherited from this process.
     process = subprocess.Popen([sys.executable, "-m", "gankit", "list"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                               stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():
