@@ -25,14 +25,10 @@ a little pixel noise, and the outputs must agree where the crops overlap.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import signal
-import threading
 import time
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +56,7 @@ from gankit.style.images import ImageInput
 from gankit.style.losses import required_layers
 from gankit.threads import describe, thread_policy
 from gankit.training.run_folder import METRICS_FILE, RECIPE_FILE, SAMPLES_DIR, RunFolder
+from gankit.training.signals import StopRequest
 
 TASK = "fast-style"
 #: What a finished run exports: the network and its recipe.
@@ -163,7 +160,7 @@ class FastStyleTrainer:
         self.data_rng = torch.Generator().manual_seed(settings.seed + 1)
         self.augment_rng = torch.Generator().manual_seed(settings.seed + 2)
         self.step = 0
-        self._stop_requested = False
+        self._stop = StopRequest()
         self._set_style_targets()
         self.sample_photos = self._sample_photos()
 
@@ -313,24 +310,6 @@ class FastStyleTrainer:
 
     # ------------------------------------------------------------------ the loop
 
-    @contextlib.contextmanager
-    def _interrupt_handler(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self._stop_requested:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
     def _prepare_run_dir(self, resumed: bool) -> None:
         if self.folder is None or not self.folder.locked:
             folder = RunFolder(self.run_dir)
@@ -349,7 +328,7 @@ class FastStyleTrainer:
         try:
             with (
                 open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as metrics,
-                self._interrupt_handler(),
+                self._stop.handling(),
                 Progress(total, description="fast-style", start=self.step, quiet=self.quiet,
                          stream=self.progress_stream) as progress,
             ):
@@ -364,7 +343,7 @@ class FastStyleTrainer:
                     self.save_samples()
                 tuner = thread_policy(self.settings.threads, self.device,
                                       lambda choice: progress.log(f"step {self.step}: {describe(choice)}"))
-                while self.step < total and not self._stop_requested:
+                while self.step < total and not self._stop.requested:
                     began = time.perf_counter()
                     values = self.train_step()
                     if tuner is not None:
@@ -388,7 +367,7 @@ class FastStyleTrainer:
                         self.save_samples()
                     if step % self.settings.checkpoint_every == 0 or step == total:
                         last_checkpoint = self.checkpoint()
-                interrupted = self._stop_requested and self.step < total
+                interrupted = self._stop.requested and self.step < total
                 if interrupted:
                     progress.log(f"interrupted at step {self.step}: writing a checkpoint")
                     last_checkpoint = self.checkpoint()
