@@ -37,7 +37,12 @@ class GanRunSettings(Params):
         "fp32", description="Autocast precision: fp32, bf16 (CPU or CUDA), fp16 (CUDA, with a gradient scaler)."
     )
     channels_last: bool = Field(False, description="Use the channels-last memory format for image networks.")
-    compile: bool = Field(False, description="Compile the networks with torch.compile.")
+    compile: Literal[False, True, "default", "reduce-overhead", "max-autotune"] = Field(
+        False,
+        description="Compile the networks with torch.compile: true (its default mode), or a mode by name: "
+        "'reduce-overhead' replays CUDA graphs on a GPU (small networks are launch-bound there), 'max-autotune' "
+        "also searches kernels. Gradient penalties (r1, r2, gradient-penalty) run uncompiled.",
+    )
     sync_batchnorm: bool = Field(
         False, description="With several processes: synchronise BatchNorm statistics across them (CUDA only)."
     )

@@ -324,3 +324,20 @@ def test_fused_adam_option_trains_deterministically(tmp_path: Path) -> None:
     b.fit()
     assert a.optimizers["generator"].defaults["fused"] is True
     assert_same(state_of(a.generator_module), state_of(b.generator_module))
+
+
+@pytest.mark.parametrize("mode", ["true", '"reduce-overhead"'])
+def test_compiled_networks_train_with_a_gradient_penalty(tmp_path: Path, mode: str) -> None:
+    """``run.compile`` with r1: the penalty differentiates twice, which compiled graphs cannot, so it runs eagerly."""
+    text = RING + "[[regularizers]]\ntype = \"r1\"\nweight = 1.0\n"
+    compiled = Trainer(recipe(text, f"run.compile={mode}", "run.steps=3"), tmp_path / "c", quiet=True)
+    before = state_of(compiled.discriminator_module)
+    compiled.fit()
+    assert compiled.counters.step == 3
+    assert differs(before, state_of(compiled.discriminator_module))
+    assert all(torch.isfinite(v).all() for v in state_of(compiled.discriminator_module).values())
+
+
+def test_an_unknown_compile_mode_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(GankitError, match=r"run\.compile.*'reduce-overhead'.*got 'fast'"):
+        recipe(RING, "run.compile=fast")

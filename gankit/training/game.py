@@ -78,7 +78,11 @@ class Networks:
     ``generator`` and ``discriminator`` are what the phases call (DDP
     wrappers, compiled modules); ``frozen_discriminator`` is what the
     generator phase calls (the discriminator's own module under DDP, so that
-    DDP's reducer sees only the discriminator phase).
+    DDP's reducer sees only the discriminator phase). ``penalized_discriminator``
+    is what the discriminator's regularisers call: never compiled, because
+    gradient penalties differentiate twice and compiled graphs cannot (the
+    DDP wrapper when distributed, so the penalty's gradients are reduced too).
+    It defaults to ``discriminator``.
     """
 
     generator_module: nn.Module
@@ -86,6 +90,11 @@ class Networks:
     generator: nn.Module
     discriminator: nn.Module
     frozen_discriminator: nn.Module
+    penalized_discriminator: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.penalized_discriminator is None:
+            self.penalized_discriminator = self.discriminator
 
     @property
     def generator_classes(self) -> int:
@@ -269,7 +278,7 @@ class GanGame:
             loss: Tensor = self.loss.discriminator_loss(real_logits, fake_logits)
         total = loss
         if due:
-            judge = self._judge(nets.discriminator, d_real)
+            judge = self._judge(nets.penalized_discriminator, d_real)
             for reg in due:
                 total = total + reg.penalty(judge, real_in, fake_in, real_labels=d_real, fake_labels=d_fake,
                                             real_class_logits=real_classes, fake_class_logits=fake_classes)

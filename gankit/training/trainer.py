@@ -226,7 +226,7 @@ class Trainer:
         """
         if not self.dist.enabled:
             compiled_d = self._maybe_compile(d)
-            return Networks(g, d, self._maybe_compile(g), compiled_d, compiled_d)
+            return Networks(g, d, self._maybe_compile(g), compiled_d, compiled_d, penalized_discriminator=d)
         from torch.nn.parallel import DistributedDataParallel
 
         if self.settings.sync_batchnorm:
@@ -235,18 +235,27 @@ class Trainer:
             g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
             d = nn.SyncBatchNorm.convert_sync_batchnorm(d)
         ids = [self.device.index] if self.device.type == "cuda" else None
+        d_ddp = DistributedDataParallel(d, device_ids=ids)
         return Networks(
             g, d,
             self._maybe_compile(DistributedDataParallel(g, device_ids=ids)),
-            self._maybe_compile(DistributedDataParallel(d, device_ids=ids)),
+            self._maybe_compile(d_ddp),
             self._maybe_compile(d),
+            penalized_discriminator=d_ddp,
         )
 
     def _maybe_compile(self, module: nn.Module) -> nn.Module:
-        if not self.settings.compile:
+        setting = self.settings.compile
+        if setting is False:
             return module
-        compiled: nn.Module = torch.compile(module)  # type: ignore[assignment]
+        mode = None if setting is True or setting == "default" else setting
+        compiled: nn.Module = torch.compile(module, mode=mode)  # type: ignore[assignment]
         return compiled
+
+    @property
+    def _replays_cuda_graphs(self) -> bool:
+        """Whether compiled networks replay CUDA graphs (their outputs live until the next step begins)."""
+        return self.device.type == "cuda" and self.settings.compile in ("reduce-overhead", "max-autotune")
 
     @property
     def generator_module(self) -> nn.Module:
@@ -295,6 +304,8 @@ class Trainer:
         if self.dist.enabled:
             decision = self._agree(decision)
         self._set_learning_rates(step)
+        if self._replays_cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         self.context.step = step
         self.context.real_logits = self.context.fake_logits = None
         self.game.last_real = None

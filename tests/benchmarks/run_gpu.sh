@@ -9,35 +9,12 @@
 # along: carry=[".whl"]) are unpacked into a temporary folder and put on PYTHONPATH; no pip, no network.
 set -uo pipefail
 
-OUT="${OUT:-${TMPDIR:-/tmp}/gankit-bench}"
-mkdir -p "$OUT"
+# shellcheck source=tests/benchmarks/_gpu_env.sh
+source "$(dirname "$0")/_gpu_env.sh"
 LOG="$OUT/bench-cuda.log"
-PY="${PYTHON:-python3}"
-ROOT="$(pwd)"
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-
-if ! "$PY" -c "import pydantic, tomli_w" 2>/dev/null; then
-    if ls .whl/*.whl >/dev/null 2>&1; then
-        SITE="${TMPDIR:-/tmp}/gankit-bench-site"
-        "$PY" - "$SITE" .whl/*.whl <<'EOF'
-import sys, zipfile
-site, wheels = sys.argv[1], sys.argv[2:]
-for wheel in wheels:
-    zipfile.ZipFile(wheel).extractall(site)
-print(f"unpacked {len(wheels)} wheels into {site}")
-EOF
-        export PYTHONPATH="$SITE:$PYTHONPATH"
-    else
-        echo "pydantic is missing and there is no .whl/ folder of wheels to unpack" >&2
-        exit 2
-    fi
-fi
 
 export GANKIT_BENCH_DEVICE=cuda
 export GANKIT_BENCH_OUT="$OUT/bench-cuda.json"
-export GANKIT_DISABLE_PLUGINS=1
-export PYTHONUNBUFFERED=1
-export PYTHONDONTWRITEBYTECODE=1
 
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null || true
