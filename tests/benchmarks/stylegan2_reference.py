@@ -30,6 +30,10 @@ timed in interleaved rounds (``--rounds``, each ``--steps`` steps after
 ``--warmup``), and the script reports seconds per thousand images (sec/kimg,
 the unit of the reference's README) and gankit / reference ratios.
 
+First it checks that both compute the same function: gankit's weights
+copied into the reference's networks by name give the same mapping,
+synthesis and discriminator outputs (largest differences reported).
+
 The reference builds its CUDA kernels (bias_act, upfirdn2d) with the
 machine's compiler on first use; where that fails it falls back to plain
 PyTorch ops, and the result records which path it used. On a CPU the script
@@ -42,6 +46,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -171,6 +176,51 @@ def _import_reference(path: Path) -> dict[str, Any]:
             "StyleGAN2Loss": StyleGAN2Loss, "Generator": Generator, "Discriminator": Discriminator}
 
 
+def _reference_name(name: str, resolution: int) -> str:
+    """The reference's name of a gankit StyleGAN2 parameter or buffer (its blocks are named by resolution)."""
+    name = re.sub(r"^synthesis\.blocks\.(\d+)\.", lambda m: f"synthesis.b{4 * 2 ** int(m.group(1))}.", name)
+    name = re.sub(r"^mapping\.layers\.(\d+)\.", lambda m: f"mapping.fc{m.group(1)}.", name)
+    name = re.sub(r"^blocks\.(\d+)\.", lambda m: f"b{resolution // 2 ** int(m.group(1))}.", name)
+    return re.sub(r"^(conv|fc|out)\.", r"b4.\1.", name)
+
+
+def same_function(ref: dict[str, Any], resolution: int = 32, seed: int = 0) -> dict[str, float]:
+    """Largest differences between gankit's and the reference's networks given the same weights.
+
+    Both generators and discriminators are built at ``resolution`` (3
+    channels, small widths), every parameter and buffer of gankit's networks
+    is copied into the reference's by name, and the outputs on the same
+    latents and images (noise fixed, evaluation mode) are compared.
+    """
+    from gankit.plugins import get_registry
+
+    registry = get_registry()
+    torch.manual_seed(seed)
+    width = {"channel_base": 256, "channel_max": 32}
+    shape = (3, resolution, resolution)
+    g = registry.get("generator", "stylegan2").build(
+        {"latent_dim": 16, "w_dim": 16, "mapping_layers": 2, **width}, shape=shape).eval()
+    d = registry.get("discriminator", "stylegan2").build(dict(width), shape=shape).eval()
+    rg = ref["Generator"](z_dim=16, c_dim=0, w_dim=16, img_resolution=resolution, img_channels=3,
+                          mapping_kwargs={"num_layers": 2}, synthesis_kwargs=dict(width)).eval()
+    rd = ref["Discriminator"](c_dim=0, img_resolution=resolution, img_channels=3, **width).eval()
+    for ours, theirs in ((g, rg), (d, rd)):
+        target = {**dict(theirs.named_parameters()), **dict(theirs.named_buffers())}
+        with torch.no_grad():
+            for name, tensor in [*ours.named_parameters(), *ours.named_buffers()]:
+                if name.endswith("resample_filter"):
+                    continue  # a constant both build from the same [1, 3, 3, 1] filter
+                target[_reference_name(name, resolution)].copy_(tensor)
+    z, images, c = torch.randn(8, 16), torch.randn(8, 3, resolution, resolution), torch.zeros(8, 0)
+    with torch.no_grad():
+        w, rw = g.mapping(z), rg.mapping(z, c)
+        return {
+            "mapping": float((w - rw).abs().max()),
+            "synthesis": float((g.synthesis(w) - rg.synthesis(rw, noise_mode="const")).abs().max()),
+            "discriminator": float((d(images) - rd(images, c).flatten()).abs().max()),
+        }
+
+
 class ReferenceLoop:
     """One batch of the reference's training loop (its training_loop.py), without augmentation or logging."""
 
@@ -281,11 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference CUDA kernels built: {kernels} ({time.perf_counter() - started:.1f} s)", flush=True)
     if args.build_only:
         return 0
+    differences = same_function(ref)
+    print(f"largest differences with the same weights: {differences}", flush=True)
     result: dict[str, Any] = {
         "config": {**cfg, "resolution": args.resolution, "steps": args.steps, "warmup": args.warmup,
                    "rounds": args.rounds, "tiny": args.tiny},
         "torch": torch.__version__, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "reference_kernels": kernels, "rows": [],
+        "reference_kernels": kernels, "same_weights_max_difference": differences, "rows": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
