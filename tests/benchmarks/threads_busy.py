@@ -11,7 +11,7 @@ core, as a browser tab or an editor's indexer would — it trains the recipe for
 ``--steps`` steps with every fixed thread count and with ``auto`` (whose
 probing and re-checks are part of its time), in a fresh process each, and
 reports seconds per step and the ratio of ``auto`` to the best fixed setting.
-``--demo`` times ``gankit train dcgan-digits`` end to end (1,500 steps) idle
+``--demo`` (``--demo-only``: nothing else) times ``gankit train dcgan-digits`` end to end idle
 and busy with the default settings. This script is not part of the test suite.
 """
 
@@ -92,37 +92,43 @@ def main() -> None:
     parser.add_argument("--recipe", default="dcgan-digits")
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--demo", action="store_true", help="also time make demo's training, idle and busy")
+    parser.add_argument("--demo-only", action="store_true", help="only time make demo's training, idle and busy")
     parser.add_argument("--json", help="write the numbers to this file")
     args = parser.parse_args()
     from gankit.threads import available_cores, candidate_counts
 
     fixed = [str(n) for n in candidate_counts()]
     results: dict[str, dict[str, dict[str, object]]] = {}
-    for situation in ("idle", "busy"):
+    for situation in () if args.demo_only else ("idle", "busy"):
         results[situation] = {}
         with neighbour(situation == "busy"):
             for threads in [*fixed, "auto"]:
                 results[situation][threads] = run_one(args.recipe, threads, args.steps)
                 print(situation, threads, f"{results[situation][threads]['per_step']:.4f} s/step", flush=True)
     demo: dict[str, float] = {}
-    if args.demo:
+    if args.demo or args.demo_only:
         for situation in ("idle", "busy"):
             with neighbour(situation == "busy"):
                 demo[situation] = demo_seconds()
                 print("demo", situation, f"{demo[situation]:.1f} s", flush=True)
     print(f"\n{args.recipe}, {args.steps} steps per setting; {available_cores()} cores; "
           f"{platform.processor() or platform.machine()}; python {platform.python_version()}\n")
+    if results:
+        _table(results, fixed)
+    if demo:
+        print("\nmake demo's training (gankit train dcgan-digits, default settings): "
+              + ", ".join(f"{k} {v / 60:.2f} min" for k, v in demo.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"steps": results, "demo": demo}, indent=2))
+
+
+def _table(results: dict[str, dict[str, dict[str, object]]], fixed: list[str]) -> None:
     print("| situation | " + " | ".join(f"{t} thread(s)" for t in fixed) + " | auto | auto / best fixed |")
     print("|---|" + "---|" * (len(fixed) + 2))
     for situation, rows in results.items():
         best = min(float(rows[t]["per_step"]) for t in fixed)  # type: ignore[arg-type]
         cells = " | ".join(f"{float(rows[t]['per_step']) * 1000:.1f} ms" for t in [*fixed, "auto"])  # type: ignore[arg-type]
         print(f"| {situation} | {cells} | {float(rows['auto']['per_step']) / best:.3f} |")  # type: ignore[arg-type]
-    if demo:
-        print("\nmake demo's training (dcgan-digits, 1,500 steps, default settings): "
-              + ", ".join(f"{k} {v / 60:.2f} min" for k, v in demo.items()))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"steps": results, "demo": demo}, indent=2))
 
 
 if __name__ == "__main__":
