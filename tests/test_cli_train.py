@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.interrupt import interrupt_after_logging
 from support.recipes import TINY_RING_PARTS
 
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
@@ -107,20 +105,13 @@ def test_nan_exits_3(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_ctrl_c_writes_a_checkpoint_and_resumes(tiny: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gankit", "train", str(tiny), "--out", str(run), "--steps", "1000000",
-         "--set", "run.log_every=1", "--set", "run.checkpoint_every=1000000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    done = interrupt_after_logging(
+        ["train", str(tiny), "--out", str(run), "--steps", "1000000", "--set", "run.log_every=1",
+         "--set", "run.checkpoint_every=1000000"],
+        run / "metrics.jsonl",
     )
-    metrics = run / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "resume with: gankit train --resume" in out
+    assert done.returncode == 130, done.stderr
+    assert "resume with: gankit train --resume" in done.stdout
     step = load_checkpoint(latest_checkpoint(run)).state["step"]
     assert step >= 3
     assert main(["train", "--resume", str(run), "--steps", str(step + 2), "-q"]) == 0

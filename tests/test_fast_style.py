@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from support.interrupt import interrupt_after_logging
 
 from gankit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from gankit.cli import main
@@ -206,20 +203,11 @@ def test_gan_commands_say_a_stylizer_run_is_not_a_gan(trained: Path, tmp_path: P
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resumes(photos: dict[str, Path], tmp_path: Path) -> None:
     run = tmp_path / "run"
     settings = _settings(photos, "run.checkpoint_every=1000000", "run.sample_every=1000000")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gankit", "train", "fast-style", *_sets(settings), "--out", str(run),
-         "--steps", "1000000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a shell, whatever this one ignores
+    done = interrupt_after_logging(
+        ["train", "fast-style", *_sets(settings), "--out", str(run), "--steps", "1000000"], run / "metrics.jsonl"
     )
-    metrics = run / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "resume with: gankit train --resume" in out + err
+    assert done.returncode == 130, done.stderr
+    assert "resume with: gankit train --resume" in done.stdout + done.stderr
     step = load_checkpoint(latest_checkpoint(run)).state["step"]
     assert step >= 3
     assert main(["train", "--resume", str(run), "--steps", str(step + 2), "-q"]) == 0
