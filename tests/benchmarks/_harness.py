@@ -191,9 +191,14 @@ def gan_recipe(name: str, *overrides: str, device: torch.device | None = None) -
     return load_recipe(name, [f"run.device={device.type}", *overrides])
 
 
+#: The networks the suite's DCGAN cases time: ``dcgan-digits``' first widths (32 to 128), whatever it ships now.
+DCGAN_WIDTHS = ["generator.width=32", "generator.max_width=128", "discriminator.width=32",
+                "discriminator.max_width=128"]
+
+
 def dcgan_overrides(batch: int = 64, resolution: int = 32) -> list[str]:
-    """Overrides of ``dcgan-digits`` for a batch size and resolution."""
-    return [f"run.batch_size={batch}", f"data.resolution={resolution}"]
+    """Overrides of ``dcgan-digits`` for a batch size and resolution, with the suite's fixed widths."""
+    return [f"run.batch_size={batch}", f"data.resolution={resolution}", *DCGAN_WIDTHS]
 
 
 def make_trainer(recipe: Recipe, run_dir: str | Path) -> Trainer:

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import torch
-from _harness import count_flops, matmul_burst
+from _harness import DCGAN_WIDTHS, count_flops, matmul_burst
 from torch import nn
 
 from gankit.recipe import load_recipe
@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_recipe("dcgan-digits", [f"data.resolution={args.resolution}", f"run.batch_size={args.batch}",
-                                          "run.device=cpu"])
+                                          "run.device=cpu", *DCGAN_WIDTHS])
     trainer: Any = Trainer(recipe, tempfile.mkdtemp(prefix="gankit-layers-"), quiet=True)
     z = trainer.game.batches.latents(args.batch)[0]
     with torch.no_grad():

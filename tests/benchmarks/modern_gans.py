@@ -53,9 +53,9 @@ from pathlib import Path
 from typing import Any
 
 #: Steps of each digits recipe for 15 minutes on an idle 2-core machine (2 torch threads) on an AMD EPYC:
-#: ``calibrate`` gave 283 and 441 ms a step for StyleGAN2 and R3GAN; ``dcgan-digits`` (batch 32 since
-#: 2026-11-30) took 169 ms in ``modern_sweep.py``'s timing (docs/BENCHMARKS.md). Other machines: run ``calibrate``.
-STEPS = {"dcgan-digits": 5320, "stylegan2-digits": 3180, "r3gan-digits": 2040}
+#: ``calibrate`` gave 283 and 441 ms a step for StyleGAN2 and R3GAN; ``dcgan-digits`` (half as wide since
+#: 2026-11-30) took 139 ms in ``modern_sweep.py``'s timing (docs/BENCHMARKS.md). Other machines: run ``calibrate``.
+STEPS = {"dcgan-digits": 6470, "stylegan2-digits": 3180, "r3gan-digits": 2040}
 
 #: Latent seeds for scoring are the run's seed plus this, so they differ from the sample grids'.
 EVAL_SEED_OFFSET = 10_000
