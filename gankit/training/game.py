@@ -82,7 +82,6 @@ class Networks:
     is what the discriminator's regularisers call: never compiled, because
     gradient penalties differentiate twice and compiled graphs cannot (the
     DDP wrapper when distributed, so the penalty's gradients are reduced too).
-    It defaults to ``discriminator``.
     """
 
     generator_module: nn.Module
@@ -90,11 +89,7 @@ class Networks:
     generator: nn.Module
     discriminator: nn.Module
     frozen_discriminator: nn.Module
-    penalized_discriminator: nn.Module | None = None
-
-    def __post_init__(self) -> None:
-        if self.penalized_discriminator is None:
-            self.penalized_discriminator = self.discriminator
+    penalized_discriminator: nn.Module
 
     @property
     def generator_classes(self) -> int:

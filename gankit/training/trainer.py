@@ -226,7 +226,7 @@ class Trainer:
         """
         if not self.dist.enabled:
             compiled_d = self._maybe_compile(d)
-            return Networks(g, d, self._maybe_compile(g), compiled_d, compiled_d, penalized_discriminator=d)
+            return Networks(g, d, self._maybe_compile(g), compiled_d, compiled_d, d)
         from torch.nn.parallel import DistributedDataParallel
 
         if self.settings.sync_batchnorm:
@@ -241,7 +241,7 @@ class Trainer:
             self._maybe_compile(DistributedDataParallel(g, device_ids=ids)),
             self._maybe_compile(d_ddp),
             self._maybe_compile(d),
-            penalized_discriminator=d_ddp,
+            d_ddp,
         )
 
     def _maybe_compile(self, module: nn.Module) -> nn.Module:

@@ -170,8 +170,8 @@ def run_all(jobs: Sequence[Job], parallel: int) -> list[Outcome]:
 # --------------------------------------------------------------------------- the experiments
 
 
-def calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    """Steps per second of each digits recipe here, and the steps that take ``--minutes``."""
+def seconds_per_step(recipe: str, overrides: Sequence[str], threads: int, warmup: int, timed: int) -> float:
+    """A recipe's time per training step here, alone, with ``threads`` threads, after ``warmup`` steps."""
     import tempfile
 
     import torch
@@ -179,17 +179,22 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from gankit.recipe import load_recipe
     from gankit.training import Trainer
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
+    trainer = Trainer(load_recipe(recipe, [f"run.threads={threads}", "run.device='cpu'", *overrides]),
+                      Path(tempfile.mkdtemp()) / "run", quiet=True)
+    for _ in range(warmup):
+        trainer.train_step()
+    start = time.perf_counter()
+    for _ in range(timed):
+        trainer.train_step()
+    return (time.perf_counter() - start) / timed
+
+
+def calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    """Steps per second of each digits recipe here, and the steps that take ``--minutes``."""
     results: dict[str, Any] = {}
     for name in STEPS:
-        overrides = [f"run.threads={args.threads}", "run.device='cpu'", *(TINY[name] if args.tiny else [])]
-        trainer = Trainer(load_recipe(name, overrides), Path(tempfile.mkdtemp()) / "run", quiet=True)
-        for _ in range(args.warmup):
-            trainer.train_step()
-        start = time.perf_counter()
-        for _ in range(args.timed):
-            trainer.train_step()
-        per_step = (time.perf_counter() - start) / args.timed
+        per_step = seconds_per_step(name, TINY[name] if args.tiny else [], args.threads, args.warmup, args.timed)
         results[name] = {"seconds_per_step": per_step, "steps": int(args.minutes * 60 / per_step)}
         print(f"{name}: {per_step * 1000:.0f} ms/step -> {results[name]['steps']} steps in {args.minutes} min",
               flush=True)

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from modern_gans import Job, run_all
+from modern_gans import Job, run_all, seconds_per_step
 
 WIDE_SG = ["generator.channel_base=2048", "generator.channel_max=128",
            "discriminator.channel_base=2048", "discriminator.channel_max=128"]
@@ -61,24 +59,6 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def seconds_per_step(recipe: str, overrides: list[str], warmup: int, timed: int) -> float:
-    """A variant's time per step alone, with 2 threads."""
-    import torch
-
-    from gankit.recipe import load_recipe
-    from gankit.training import Trainer
-
-    torch.set_num_threads(2)
-    trainer = Trainer(load_recipe(recipe, ["run.threads=2", "run.device='cpu'", *overrides]),
-                      Path(tempfile.mkdtemp()) / "run", quiet=True)
-    for _ in range(warmup):
-        trainer.train_step()
-    start = time.perf_counter()
-    for _ in range(timed):
-        trainer.train_step()
-    return (time.perf_counter() - start) / timed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=4.0)
@@ -95,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     timing: dict[str, float] = {}
     for name in names:
         recipe, overrides = VARIANTS[name]
-        timing[name] = seconds_per_step(recipe, overrides, args.warmup, args.timed)
+        timing[name] = seconds_per_step(recipe, overrides, 2, args.warmup, args.timed)
         print(f"{name}: {timing[name] * 1000:.0f} ms/step alone", flush=True)
     jobs = [Job(name=name, recipe=VARIANTS[name][0], seed=seed,
                 steps=int(args.minutes * 60 / timing[name]), threads=1, out=str(out / f"{name}-{seed}"),

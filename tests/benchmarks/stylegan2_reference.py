@@ -61,8 +61,11 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, Path(__file__).resolve().parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from _harness import synchronize  # noqa: E402
 
 from gankit.recipe import loads_recipe  # noqa: E402
 from gankit.training import Trainer  # noqa: E402
@@ -282,18 +285,13 @@ class ReferenceLoop:
         self.batch_idx += 1
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def timed(step: Callable[[], Any], steps: int, device: torch.device) -> float:
     """Seconds per step over ``steps`` steps."""
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
@@ -362,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 for _ in range(args.warmup):
                     step()
-                _sync(device)
+                synchronize(device)
                 print(f"[{precision}] {name}: warm-up {time.perf_counter() - t0:.1f} s", flush=True)
             times: dict[str, list[float]] = {name: [] for name in contenders}
             order = list(contenders)

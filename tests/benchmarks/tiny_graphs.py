@@ -36,7 +36,7 @@ for path in (ROOT, Path(__file__).resolve().parent):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from _harness import count_flops, matmul_burst  # noqa: E402
+from _harness import count_flops, matmul_burst, synchronize  # noqa: E402
 
 from gankit.recipe import load_recipe  # noqa: E402
 from gankit.training import Trainer  # noqa: E402
@@ -45,19 +45,14 @@ from gankit.training import Trainer  # noqa: E402
 MODES = {"eager": "false", "default": "true", "reduce-overhead": '"reduce-overhead"'}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def peak_rate(device: torch.device) -> float:
     """The device's fp32 matrix-product rate in FLOP/s (large square products, TF32 as PyTorch's default)."""
     burst, flops = matmul_burst(device, 1.0)
     burst()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     burst()
-    _sync(device)
+    synchronize(device)
     return flops / (time.perf_counter() - start)
 
 
@@ -89,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 for _ in range(args.warmup):
                     trainer.train_step()
-                _sync(device)
+                synchronize(device)
                 warmup = time.perf_counter() - start
             except Exception as error:  # a mode that fails here is reported, not fatal
                 result["modes"][mode] = {"error": f"{type(error).__name__}: {str(error)[:400]}"}
@@ -104,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             for mode in order if r % 2 == 0 else order[::-1]:
                 trainer = trainers[mode]
                 try:
-                    _sync(device)
+                    synchronize(device)
                     start = time.perf_counter()
                     for _ in range(args.steps):
                         trainer.train_step()
-                    _sync(device)
+                    synchronize(device)
                 except Exception as error:
                     result["modes"][mode]["error"] = f"{type(error).__name__}: {str(error)[:400]}"
                     print(f"{mode}: failed in round {r + 1}: {result['modes'][mode]['error']}", flush=True)
